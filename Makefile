@@ -1,0 +1,35 @@
+# Two commands do all setup on a fresh machine: `make book` and `make test`.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+
+.PHONY: setup system book test bench clean
+
+setup: $(STAMP) system
+
+# Reinstall only when the project's declared dependencies change.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+# Debian packages: Chromium checks the rendered book, bubblewrap sandboxes student code.
+system:
+	@if ! command -v chromium >/dev/null || ! command -v bwrap >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium bubblewrap; \
+	fi
+
+book: setup
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+test: setup
+	$(PY) -m pytest -n $(JOBS) --dist loadfile
+
+bench: setup
+	$(PY) -m cnnlib.bench
+
+clean:
+	rm -rf _build .pytest_cache
