@@ -1,0 +1,277 @@
+"""Convolution (cross-correlation) in 1, 2 and 3 spatial dimensions, its transpose, and their
+gradients.
+
+Three kernels do all the work, each one im2col/col2im plus one GEMM per group:
+
+* ``_correlate``:    y  = W  * x     (the forward convolution)
+* ``_transpose``:    x' = W^T * y    (its adjoint: the transposed convolution)
+* ``_weight_grad``:  dW = dy * x^T   (the gradient of the weight)
+
+and the backward passes are built from them by duality: the input gradient of a convolution is
+a transposed convolution of ``dy``, and the input gradient of a transposed convolution is a
+convolution of ``dy``. Arguments reach these kernels already checked; only the public functions
+at the bottom validate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+import numpy as np
+
+from .._params import (IntOrTuple, as_array, as_tuple, check_bias, check_gradient, conv_padding,
+                       window_count)
+from ..im2col import col2im, im2col, pad_for_windows
+
+
+def _correlate(x, weight, stride, before, dilation, groups, out):
+    """x (N, C_in, *in), weight (C_out, C_in/g, *k) -> (N, C_out, *out), without bias."""
+    kernel, n, c_out = weight.shape[2:], x.shape[0], weight.shape[0]
+    xp = pad_for_windows(x, before, kernel, stride, dilation, out)
+    col = im2col(xp, kernel, stride, dilation, out).reshape(groups, -1, n * prod(out))
+    y = np.matmul(weight.reshape(groups, c_out // groups, -1), col)
+    return np.ascontiguousarray(y.reshape(c_out, n, *out).swapaxes(0, 1))
+
+
+def _transpose(y, weight, stride, before, dilation, groups, size):
+    """Adjoint of :func:`_correlate`: y (N, C_out, *o), weight (C_out, C_in/g, *k) -> (N, C_in, *size).
+
+    ``size`` is the spatial size wanted; positions that fall into the padding are dropped.
+    """
+    kernel, n, out = weight.shape[2:], y.shape[0], y.shape[2:]
+    c_in = weight.shape[1] * groups
+    y_cols = y.swapaxes(0, 1).reshape(groups, y.shape[1] // groups, n * prod(out))
+    w = weight.reshape(groups, weight.shape[0] // groups, -1)
+    col = np.matmul(w.transpose(0, 2, 1), y_cols).reshape(c_in, *kernel, n, *out)
+    reach = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(out, stride, dilation, kernel)]
+    padded = [max(r, b + m) for r, b, m in zip(reach, before, size)]
+    xp = col2im(col, padded, stride, dilation)
+    crop = tuple(slice(b, b + m) for b, m in zip(before, size))
+    return np.ascontiguousarray(xp[(slice(None), slice(None), *crop)])
+
+
+def _weight_grad(x, dy, kernel, stride, before, dilation, groups):
+    """x (N, C_in, *in), dy (N, C_out, *out) -> dW (C_out, C_in/g, *kernel) of ``_correlate``."""
+    n, c_in, out, c_out = x.shape[0], x.shape[1], dy.shape[2:], dy.shape[1]
+    xp = pad_for_windows(x, before, kernel, stride, dilation, out)
+    col = im2col(xp, kernel, stride, dilation, out).reshape(groups, -1, n * prod(out))
+    dy_cols = dy.swapaxes(0, 1).reshape(groups, c_out // groups, -1)
+    dw = np.matmul(dy_cols, col.transpose(0, 2, 1))
+    return dw.reshape(c_out, c_in // groups, *kernel)
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """A checked convolution problem: arrays in a common dtype and per-axis arguments."""
+    x: np.ndarray
+    weight: np.ndarray
+    stride: tuple[int, ...]
+    before: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+    out: tuple[int, ...]
+
+
+_LAYOUT = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+
+
+def _check_common(op, nd, x, weight, stride, dilation, groups):
+    x = as_array(x, "x", op, nd + 2, _LAYOUT[nd])
+    weight = as_array(weight, "weight", op, nd + 2, "(C_out, C_in/groups, *kernel)"
+                      if "transpose" not in op else "(C_in, C_out/groups, *kernel)")
+    dtype = np.result_type(x.dtype, weight.dtype)
+    stride = as_tuple(stride, nd, "stride", op, minimum=1)
+    dilation = as_tuple(dilation, nd, "dilation", op, minimum=1)
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    return x.astype(dtype, copy=False), weight.astype(dtype, copy=False), stride, dilation, int(groups)
+
+
+def _conv_geometry(op, nd, x, weight, stride, padding, dilation, groups) -> _Geometry:
+    x, weight, stride, dilation, groups = _check_common(op, nd, x, weight, stride, dilation, groups)
+    c_in, c_out, kernel = x.shape[1], weight.shape[0], weight.shape[2:]
+    if c_in % groups or c_out % groups:
+        raise ValueError(f"{op}: groups={groups} must divide both input channels ({c_in}) and "
+                         f"output channels ({c_out})")
+    if weight.shape[1] * groups != c_in:
+        raise ValueError(f"{op}: x has {c_in} channels but weight of shape {weight.shape} with "
+                         f"groups={groups} expects {weight.shape[1] * groups}")
+    pads = conv_padding(padding, kernel, dilation, stride, op)
+    out = tuple(window_count(n, p, k, s, d)
+                for n, p, k, s, d in zip(x.shape[2:], pads, kernel, stride, dilation))
+    if min(out) < 1:
+        reach = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+        padded = tuple(n + a + b for n, (a, b) in zip(x.shape[2:], pads))
+        raise ValueError(f"{op}: kernel {kernel} with dilation {dilation} spans {reach}, larger "
+                         f"than the padded input {padded} (x shape {x.shape}, padding {padding!r})")
+    return _Geometry(x, weight, stride, tuple(p[0] for p in pads), dilation, groups, out)
+
+
+def _add_bias(y, bias):
+    if bias is not None:
+        y += bias.reshape(1, -1, *(1,) * (y.ndim - 2))
+    return y
+
+
+def _conv(op, nd, x, weight, bias, stride, padding, dilation, groups):
+    g = _conv_geometry(op, nd, x, weight, stride, padding, dilation, groups)
+    y = _correlate(g.x, g.weight, g.stride, g.before, g.dilation, g.groups, g.out)
+    return _add_bias(y, check_bias(op, bias, g.weight.shape[0], y.dtype))
+
+
+def _conv_backward(op, nd, dy, x, weight, stride, padding, dilation, groups):
+    g = _conv_geometry(op, nd, x, weight, stride, padding, dilation, groups)
+    dy = check_gradient(op, dy, (g.x.shape[0], g.weight.shape[0], *g.out), g.x.dtype)
+    dx = _transpose(dy, g.weight, g.stride, g.before, g.dilation, g.groups, g.x.shape[2:])
+    dw = _weight_grad(g.x, dy, g.weight.shape[2:], g.stride, g.before, g.dilation, g.groups)
+    return dx, dw, dy.sum(axis=(0, *range(2, dy.ndim)))
+
+
+def _transpose_geometry(op, nd, x, weight, stride, padding, output_padding, groups, dilation):
+    x, weight, stride, dilation, groups = _check_common(op, nd, x, weight, stride, dilation, groups)
+    c_in, kernel = x.shape[1], weight.shape[2:]
+    if weight.shape[0] != c_in:
+        raise ValueError(f"{op}: x has {c_in} channels but weight of shape {weight.shape} "
+                         f"expects {weight.shape[0]} (transposed weights are (C_in, C_out/groups, *kernel))")
+    if c_in % groups:
+        raise ValueError(f"{op}: groups={groups} must divide the input channels ({c_in})")
+    padding = as_tuple(padding, nd, "padding", op, minimum=0)
+    output_padding = as_tuple(output_padding, nd, "output_padding", op, minimum=0)
+    for op_, s, d in zip(output_padding, stride, dilation):
+        if op_ >= max(s, d):
+            raise ValueError(f"{op}: output_padding {output_padding} must be smaller than either "
+                             f"stride {stride} or dilation {dilation}")
+    size = tuple((n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o
+                 in zip(x.shape[2:], stride, padding, dilation, kernel, output_padding))
+    if min(size) < 1:
+        raise ValueError(f"{op}: padding {padding} crops the whole output: x shape {x.shape}, "
+                         f"kernel {kernel}, stride {stride} give output size {size}")
+    return _Geometry(x, weight, stride, padding, dilation, groups, size)
+
+
+def _conv_transpose(op, nd, x, weight, bias, stride, padding, output_padding, groups, dilation):
+    g = _transpose_geometry(op, nd, x, weight, stride, padding, output_padding, groups, dilation)
+    y = _transpose(g.x, g.weight, g.stride, g.before, g.dilation, g.groups, g.out)
+    return _add_bias(y, check_bias(op, bias, g.weight.shape[1] * g.groups, y.dtype))
+
+
+def _conv_transpose_backward(op, nd, dy, x, weight, stride, padding, output_padding, groups, dilation):
+    g = _transpose_geometry(op, nd, x, weight, stride, padding, output_padding, groups, dilation)
+    dy = check_gradient(op, dy, (g.x.shape[0], g.weight.shape[1] * g.groups, *g.out), g.x.dtype)
+    size = g.x.shape[2:]
+    dx = _correlate(dy, g.weight, g.stride, g.before, g.dilation, g.groups, size)
+    dw = _weight_grad(dy, g.x, g.weight.shape[2:], g.stride, g.before, g.dilation, g.groups)
+    return dx, dw, dy.sum(axis=(0, *range(2, dy.ndim)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API. Shapes: N batch, C channels, k kernel size, g groups.
+
+_CONV_DOC = """{nd}-D convolution (cross-correlation, no kernel flip), as ``torch.nn.functional.conv{nd}d``.
+
+    Args:
+        x: input of shape {x_shape}.
+        weight: filters of shape (C_out, C_in / groups, {k_shape}).
+        bias: optional (C_out,) added to every output position.
+        stride: step between windows, an int or a {nd}-tuple, positive.
+        padding: zeros added on both sides, an int or a {nd}-tuple, or ``'valid'`` (none) or
+            ``'same'`` (output size equals input size; stride 1 only; an odd total puts the
+            extra zero at the end).
+        dilation: spacing between kernel taps, positive.
+        groups: split channels into ``groups`` independent convolutions.
+
+    Returns:
+        y of shape {y_shape}, with out = floor((n + 2p - d(k - 1) - 1) / s) + 1 per axis.
+    """
+
+_CONV_BACKWARD_DOC = """Gradients of :func:`conv{nd}d` given the upstream gradient ``dy``.
+
+    Args:
+        dy: gradient of the loss with respect to the output, shape {y_shape}.
+        x, weight, stride, padding, dilation, groups: exactly as passed to the forward.
+
+    Returns:
+        (dx, dweight, dbias): shapes {x_shape}, weight.shape and (C_out,). ``dx`` is the transposed
+        convolution of ``dy`` with the same weight, ``dweight`` the correlation of ``x`` with ``dy``.
+    """
+
+_SHAPES = {
+    1: dict(x_shape="(N, C_in, L)", k_shape="kL", y_shape="(N, C_out, L_out)"),
+    2: dict(x_shape="(N, C_in, H, W)", k_shape="kH, kW", y_shape="(N, C_out, H_out, W_out)"),
+    3: dict(x_shape="(N, C_in, D, H, W)", k_shape="kD, kH, kW", y_shape="(N, C_out, D_out, H_out, W_out)"),
+}
+
+
+def conv1d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> np.ndarray:
+    return _conv("conv1d", 1, x, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> np.ndarray:
+    return _conv("conv2d", 2, x, weight, bias, stride, padding, dilation, groups)
+
+
+def conv3d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> np.ndarray:
+    return _conv("conv3d", 3, x, weight, bias, stride, padding, dilation, groups)
+
+
+def conv1d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray, stride: IntOrTuple = 1,
+                    padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1):
+    return _conv_backward("conv1d_backward", 1, dy, x, weight, stride, padding, dilation, groups)
+
+
+def conv2d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray, stride: IntOrTuple = 1,
+                    padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1):
+    return _conv_backward("conv2d_backward", 2, dy, x, weight, stride, padding, dilation, groups)
+
+
+def conv3d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray, stride: IntOrTuple = 1,
+                    padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1):
+    return _conv_backward("conv3d_backward", 3, dy, x, weight, stride, padding, dilation, groups)
+
+
+for _nd, (_f, _b) in {1: (conv1d, conv1d_backward), 2: (conv2d, conv2d_backward),
+                      3: (conv3d, conv3d_backward)}.items():
+    _f.__doc__ = _CONV_DOC.format(nd=_nd, **_SHAPES[_nd])
+    _b.__doc__ = _CONV_BACKWARD_DOC.format(nd=_nd, **_SHAPES[_nd])
+
+
+def conv_transpose2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
+                     stride: IntOrTuple = 1, padding: IntOrTuple = 0, output_padding: IntOrTuple = 0,
+                     groups: int = 1, dilation: IntOrTuple = 1) -> np.ndarray:
+    """2-D transposed convolution ("up-convolution"), as ``torch.nn.functional.conv_transpose2d``.
+
+    It is the adjoint of :func:`conv2d` with the same weight: every input pixel scatters a copy
+    of the kernel, scaled by the pixel, into the output at ``stride`` spacing; overlaps add up.
+
+    Args:
+        x: input of shape (N, C_in, H, W).
+        weight: (C_in, C_out / groups, kH, kW), note the order: the transpose of a conv weight.
+        bias: optional (C_out,).
+        stride, dilation: as for the convolution this transposes, positive.
+        padding: rows/columns cropped from each side of the full output, non-negative.
+        output_padding: extra rows/columns at the bottom/right, each smaller than the stride
+            or the dilation; picks among the input sizes a strided conv maps to the same size.
+        groups: independent channel groups.
+
+    Returns:
+        y of shape (N, C_out, H_out, W_out), H_out = (H - 1)s - 2p + d(kH - 1) + output_padding + 1.
+    """
+    return _conv_transpose("conv_transpose2d", 2, x, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
+
+
+def conv_transpose2d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray,
+                              stride: IntOrTuple = 1, padding: IntOrTuple = 0,
+                              output_padding: IntOrTuple = 0, groups: int = 1,
+                              dilation: IntOrTuple = 1):
+    """Gradients of :func:`conv_transpose2d` given the upstream gradient ``dy`` (N, C_out, H_out, W_out).
+
+    Returns:
+        (dx, dweight, dbias) with shapes (N, C_in, H, W), weight.shape, (C_out,). ``dx`` is the
+        ordinary convolution of ``dy`` with the same weight.
+    """
+    return _conv_transpose_backward("conv_transpose2d_backward", 2, dy, x, weight, stride,
+                                    padding, output_padding, groups, dilation)

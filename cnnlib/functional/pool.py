@@ -1,0 +1,192 @@
+"""Max, average and global average pooling over (N, C, H, W), with PyTorch's semantics.
+
+Like convolution, pooling loops over the kernel offsets only (see :mod:`cnnlib.im2col`), but it
+needs no columns: the max (or the sum) is folded in one strided slice at a time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._params import IntOrTuple, as_array, as_tuple, check_gradient, window_count
+from ..im2col import pad_for_windows, padding_after, windows
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """A checked pooling problem."""
+    x: np.ndarray
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+    out: tuple[int, int]
+
+    def slices(self):
+        return windows(self.kernel, self.stride, self.dilation, self.out)
+
+    def padded(self, x, value):
+        return pad_for_windows(x, self.padding, self.kernel, self.stride, self.dilation, self.out, value)
+
+    def zeros_padded(self):
+        """A zero gradient buffer the size of the padded input."""
+        after = padding_after(self.x.shape[2:], self.padding, self.kernel, self.stride,
+                              self.dilation, self.out)
+        h, w = (n + b + a for n, b, a in zip(self.x.shape[2:], self.padding, after))
+        return np.zeros((*self.x.shape[:2], h, w), dtype=self.x.dtype)
+
+    def crop(self, xp):
+        """Drop the padding from a padded-size gradient."""
+        (ph, pw), (h, w) = self.padding, self.x.shape[2:]
+        return np.ascontiguousarray(xp[:, :, ph:ph + h, pw:pw + w])
+
+
+def _pool(op, x, kernel_size, stride, padding, dilation, ceil_mode) -> _Pool:
+    x = as_array(x, "x", op, 4, "(N, C, H, W)")
+    kernel = as_tuple(kernel_size, 2, "kernel_size", op, minimum=1)
+    stride = kernel if stride is None else as_tuple(stride, 2, "stride", op, minimum=1)
+    padding = as_tuple(padding, 2, "padding", op, minimum=0)
+    dilation = as_tuple(dilation, 2, "dilation", op, minimum=1)
+    if any(p > k // 2 for p, k in zip(padding, kernel)):
+        raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel}")
+    out = tuple(window_count(n, (p, p), k, s, d, ceil_mode)
+                for n, p, k, s, d in zip(x.shape[2:], padding, kernel, stride, dilation))
+    if min(out) < 1:
+        raise ValueError(f"{op}: kernel {kernel} with dilation {dilation} is larger than the "
+                         f"padded input (x shape {x.shape}, padding {padding})")
+    return _Pool(x, kernel, stride, padding, dilation, out)
+
+
+def _argmax(p: _Pool) -> tuple[np.ndarray, np.ndarray]:
+    """Max over each window and the offset (row-major index inside the window) that holds it.
+
+    Ties go to the first maximum and NaN wins, scanning the window in row-major order, as in
+    PyTorch's CPU kernel; padding never wins because only real pixels are candidates.
+    """
+    xp = p.padded(p.x, -np.inf)
+    real = p.padded(np.ones((1, 1, *p.x.shape[2:]), dtype=bool), False)
+    best = np.full((*p.x.shape[:2], *p.out), -np.inf, dtype=p.x.dtype)
+    index = np.full(best.shape, -1, dtype=np.intp)
+    for k, (_, (sh, sw)) in enumerate(p.slices()):
+        value = xp[:, :, sh, sw]
+        take = real[:, :, sh, sw] & ((index < 0) | (value > best) | np.isnan(value))
+        np.copyto(best, value, where=take)
+        index[take] = k
+    return best, index
+
+
+def max_pool2d(x: np.ndarray, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
+               padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False) -> np.ndarray:
+    """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
+
+    Args:
+        x: input of shape (N, C, H, W).
+        kernel_size: window size, an int or (kH, kW).
+        stride: step between windows; defaults to ``kernel_size``.
+        padding: implicit minus-infinity padding on both sides, at most half the kernel.
+        dilation: spacing between window taps.
+        ceil_mode: round the output size up, keeping a last partial window that starts inside
+            the input or the left padding.
+
+    Returns:
+        y of shape (N, C, H_out, W_out).
+    """
+    p = _pool("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
+    xp = p.padded(p.x, -np.inf)
+    y = None
+    for _, (sh, sw) in p.slices():
+        # np.maximum propagates NaN, as PyTorch's max pooling does.
+        y = xp[:, :, sh, sw].copy() if y is None else np.maximum(y, xp[:, :, sh, sw], out=y)
+    return y
+
+
+def max_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: IntOrTuple,
+                        stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                        dilation: IntOrTuple = 1, ceil_mode: bool = False) -> np.ndarray:
+    """Gradient of :func:`max_pool2d`: each window's ``dy`` goes to its (first) maximum.
+
+    Args:
+        dy: upstream gradient, shape (N, C, H_out, W_out).
+        x, kernel_size, stride, padding, dilation, ceil_mode: as passed to the forward.
+
+    Returns:
+        dx of shape (N, C, H, W). Overlapping windows that share a maximum add their gradients.
+    """
+    p = _pool("max_pool2d_backward", x, kernel_size, stride, padding, dilation, ceil_mode)
+    dy = check_gradient("max_pool2d_backward", dy, (*p.x.shape[:2], *p.out), p.x.dtype)
+    _, index = _argmax(p)
+    dxp = p.zeros_padded()
+    for k, (_, (sh, sw)) in enumerate(p.slices()):
+        dxp[:, :, sh, sw] += np.where(index == k, dy, 0)
+    return p.crop(dxp)
+
+
+def _divisor(p: _Pool, count_include_pad: bool) -> np.ndarray:
+    """Per-window divisor (H_out, W_out): PyTorch divides by the window clipped to the padded
+    input, or, without ``count_include_pad``, by the number of real pixels in it."""
+    counts = []
+    for n, k, s, pad, out in zip(p.x.shape[2:], p.kernel, p.stride, p.padding, p.out):
+        start = np.arange(out) * s - pad
+        end = np.minimum(start + k, n + pad)
+        if not count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, n)
+        counts.append(end - start)
+    return np.multiply.outer(*counts).astype(p.x.dtype)
+
+
+def avg_pool2d(x: np.ndarray, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
+               padding: IntOrTuple = 0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> np.ndarray:
+    """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
+
+    Args:
+        x: input of shape (N, C, H, W).
+        kernel_size, stride, ceil_mode: as in :func:`max_pool2d` (no dilation here).
+        padding: implicit zero padding on both sides, at most half the kernel.
+        count_include_pad: whether padded zeros count in the divisor.
+
+    Returns:
+        y of shape (N, C, H_out, W_out).
+    """
+    p = _pool("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
+    xp = p.padded(p.x, 0)
+    total = np.zeros((*p.x.shape[:2], *p.out), dtype=p.x.dtype)
+    for _, (sh, sw) in p.slices():
+        total += xp[:, :, sh, sw]
+    return total / _divisor(p, count_include_pad)
+
+
+def avg_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: IntOrTuple,
+                        stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                        ceil_mode: bool = False, count_include_pad: bool = True) -> np.ndarray:
+    """Gradient of :func:`avg_pool2d`: each window spreads ``dy / divisor`` over its pixels.
+
+    Args:
+        dy: upstream gradient, shape (N, C, H_out, W_out).
+        x, kernel_size, stride, padding, ceil_mode, count_include_pad: as passed to the forward.
+
+    Returns:
+        dx of shape (N, C, H, W).
+    """
+    p = _pool("avg_pool2d_backward", x, kernel_size, stride, padding, 1, ceil_mode)
+    dy = check_gradient("avg_pool2d_backward", dy, (*p.x.shape[:2], *p.out), p.x.dtype)
+    share = dy / _divisor(p, count_include_pad)
+    dxp = p.zeros_padded()
+    for _, (sh, sw) in p.slices():
+        dxp[:, :, sh, sw] += share
+    return p.crop(dxp)
+
+
+def global_avg_pool2d(x: np.ndarray) -> np.ndarray:
+    """Mean over the spatial axes: x (N, C, H, W) -> (N, C)."""
+    x = as_array(x, "x", "global_avg_pool2d", 4, "(N, C, H, W)")
+    return x.mean(axis=(2, 3))
+
+
+def global_avg_pool2d_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Gradient of :func:`global_avg_pool2d`: dy (N, C) spread evenly -> dx (N, C, H, W)."""
+    x = as_array(x, "x", "global_avg_pool2d_backward", 4, "(N, C, H, W)")
+    dy = check_gradient("global_avg_pool2d_backward", dy, x.shape[:2], x.dtype)
+    h, w = x.shape[2:]
+    return np.broadcast_to(dy[:, :, None, None] / (h * w), x.shape).copy()
