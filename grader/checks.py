@@ -1,0 +1,245 @@
+"""Helpers for the test cells of the course's assignments.
+
+Public tests (students see them) and hidden tests (they run at grading time)
+use the same few functions, so every failure reads the same way and tells the
+student what to fix, e.g.::
+
+    conv2d_forward(x: shape (1, 1, 5, 5), w: shape (1, 1, 3, 3), b=None, stride=2)
+    returned shape (1, 1, 3, 3), expected (1, 1, 2, 2)
+
+Every call of a student's function goes through :func:`run`, which applies the
+integrity tripwire of :mod:`grader.tripwire`.  Hidden tests get cnnlib from
+:func:`reference`, a private copy loaded from the engine's files, so whatever
+the notebook did to the imported ``cnnlib`` modules does not change the answer.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from types import SimpleNamespace
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from . import tripwire
+
+__all__ = [
+    "GradingError", "IntegrityError", "run", "reference", "describe",
+    "check_value", "check_shape", "check_array", "compare", "expect",
+]
+
+
+class GradingError(AssertionError):
+    """A test failed; the message says what to fix."""
+
+
+class IntegrityError(GradingError):
+    """The graded function ran code it may not run (see grader.tripwire)."""
+
+
+# ---------------------------------------------------------------- describing calls
+def _show(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        if value.size <= 6 and value.ndim <= 1:
+            return np.array2string(value, separator=", ")
+        return f"shape {tuple(value.shape)}"
+    if value is None or isinstance(value, (bool, int, float, str, np.integer, np.floating)):
+        return repr(value.item() if isinstance(value, np.generic) else value)
+    if isinstance(value, (tuple, list)) and len(value) <= 6:
+        return repr(tuple(_plain(v) for v in value)) if isinstance(value, tuple) else repr([_plain(v) for v in value])
+    return type(value).__name__
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def describe(name: str, args: Sequence | Mapping = (), kwargs: Mapping | None = None) -> str:
+    """'conv2d_forward(x: shape (1, 1, 5, 5), w: shape (1, 1, 3, 3), stride=2)'."""
+    parts = []
+    if isinstance(args, Mapping):
+        for key, value in args.items():
+            shown = _show(value)
+            parts.append(f"{key}: {shown}" if shown.startswith("shape") else f"{key}={shown}")
+    else:
+        parts.extend(_show(v) for v in args)
+    parts.extend(f"{k}={_show(v)}" for k, v in (kwargs or {}).items())
+    return f"{name}({', '.join(parts)})"
+
+
+def _positional(args: Sequence | Mapping) -> list:
+    values = list(args.values()) if isinstance(args, Mapping) else list(args)
+    return [v.copy() if isinstance(v, np.ndarray) else v for v in values]
+
+
+# ---------------------------------------------------------------- calling
+def run(name: str, fn: Callable, *args, **kwargs):
+    """Call the student's ``fn`` under the integrity tripwire of graded function ``name``."""
+    if not callable(fn):
+        raise GradingError(f"{name} is not a function (it is {type(fn).__name__}); "
+                           f"run the cell that defines it")
+    result, problem = tripwire.watch(name, fn, *args, **kwargs)
+    if problem:
+        raise IntegrityError(problem)
+    return result
+
+
+def _call(name, fn, args, kwargs):
+    what = describe(name, args, kwargs)
+    try:
+        got = run(name, fn, *_positional(args), **dict(kwargs or {}))
+    except NotImplementedError:
+        raise GradingError(f"{name} is not implemented yet (it raised NotImplementedError)") from None
+    except GradingError:
+        raise
+    except Exception as exc:
+        raise GradingError(f"{what} raised {type(exc).__name__}: {exc}") from exc
+    return what, got
+
+
+# ---------------------------------------------------------------- checking
+def expect(condition: bool, message: str) -> None:
+    """Fail with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise GradingError(message)
+
+
+def check_value(name: str, fn: Callable, args: Sequence | Mapping, want: Any,
+                kwargs: Mapping | None = None, hint: str = "") -> Any:
+    """The call returns exactly ``want`` (numbers compare by value, ints stay ints)."""
+    what, got = _call(name, fn, args, kwargs)
+    if isinstance(got, np.ndarray) and not isinstance(want, np.ndarray):
+        raise GradingError(f"{what} returned an array of shape {got.shape}, expected {want!r}")
+    if isinstance(want, (int, np.integer)) and not isinstance(want, bool):
+        if isinstance(got, float) or (isinstance(got, np.floating)):
+            raise GradingError(f"{what} returned {got!r}, a float; expected the integer {want}"
+                               + (f" ({hint})" if hint else ""))
+    if got != want:
+        raise GradingError(f"{what} returned {_plain(got)!r}, expected {want!r}"
+                           + (f" ({hint})" if hint else ""))
+    return got
+
+
+def _as_array(what: str, got: Any) -> np.ndarray:
+    if not isinstance(got, np.ndarray):
+        raise GradingError(f"{what} returned {type(got).__name__}, expected a numpy array")
+    return got
+
+
+def check_shape(name: str, fn: Callable, args: Sequence | Mapping, shape: tuple,
+                kwargs: Mapping | None = None) -> np.ndarray:
+    """The call returns an array of shape ``shape``."""
+    what, got = _call(name, fn, args, kwargs)
+    got = _as_array(what, got)
+    if tuple(got.shape) != tuple(shape):
+        raise GradingError(f"{what} returned shape {tuple(got.shape)}, expected {tuple(shape)}")
+    return got
+
+
+def _close(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> bool:
+    return got.shape == want.shape and bool(np.allclose(got, want, rtol=rtol, atol=atol))
+
+
+def _compare_arrays(what: str, got: Any, want: np.ndarray, rtol: float, atol: float,
+                    hints: Iterable[tuple[str, Any]] = ()) -> None:
+    got = _as_array(what, got)
+    want = np.asarray(want)
+    if got.shape != want.shape:
+        raise GradingError(f"{what} returned shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+                           + _hint(got, hints, rtol, atol))
+    if not np.all(np.isfinite(got)):
+        raise GradingError(f"{what} returned NaN or infinite values")
+    if not _close(got, want, rtol, atol):
+        err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape))
+        raise GradingError(
+            f"{what} returned wrong values: largest error {err[idx]:.3g} at index {idx} "
+            f"(got {got[idx]:.6g}, expected {want[idx]:.6g})" + _hint(got, hints, rtol, atol))
+
+
+def _hint(got: np.ndarray, hints: Iterable[tuple[str, Any]], rtol: float, atol: float) -> str:
+    for message, alternative in hints or ():
+        try:
+            alt = alternative() if callable(alternative) else alternative
+            if _close(got, np.asarray(alt), rtol, atol):
+                return f"; hint: {message}"
+        except Exception:
+            continue
+    return ""
+
+
+def check_array(name: str, fn: Callable, args: Sequence | Mapping, want: Any,
+                kwargs: Mapping | None = None, rtol: float = 1e-6, atol: float = 1e-8,
+                hints: Iterable[tuple[str, Any]] = ()) -> np.ndarray:
+    """The call returns an array equal to ``want`` (within tolerance).
+
+    ``hints`` is a list of ``(message, array)``: when the student's result equals
+    one of these arrays instead, the message is added (e.g. a flipped kernel)."""
+    what, got = _call(name, fn, args, kwargs)
+    _compare_arrays(what, got, want, rtol, atol, hints)
+    return got
+
+
+def compare(name: str, fn: Callable, reference_fn: Callable, args: Sequence | Mapping,
+            kwargs: Mapping | None = None, rtol: float = 1e-6, atol: float = 1e-8,
+            hints: Iterable[tuple[str, Any]] = ()) -> np.ndarray:
+    """The student's ``fn`` and ``reference_fn`` agree on these arguments."""
+    want = reference_fn(*_positional(args), **dict(kwargs or {}))
+    if isinstance(want, np.ndarray):
+        return check_array(name, fn, args, want, kwargs, rtol, atol, hints)
+    return check_value(name, fn, args, want, kwargs)
+
+
+# ---------------------------------------------------------------- the reference
+_PRIVATE: dict[str, Any] = {}
+
+
+def reference(*modules: str) -> SimpleNamespace:
+    """A private copy of cnnlib, loaded from the engine's files.
+
+    ``reference("functional", "arch").functional.conv2d`` is cnnlib's conv2d as
+    shipped, whatever the notebook did to ``sys.modules``, ``cnnlib``'s
+    attributes or the import system.  Use it in hidden tests only."""
+    modules = modules or ("functional",)
+    missing = [m for m in modules if m not in _PRIVATE]
+    if missing:
+        _PRIVATE.update(_load_private(missing))
+    return SimpleNamespace(**{m: _PRIVATE[m] for m in modules})
+
+
+def _load_private(names: Sequence[str]) -> dict[str, Any]:
+    root = tripwire.CNNLIB_DIR
+    init = root / "__init__.py"
+    if not init.is_file():
+        raise GradingError(f"grader setup problem: the cnnlib reference is missing ({init})")
+    saved = {k: v for k, v in sys.modules.items() if k == "cnnlib" or k.startswith("cnnlib.")}
+    saved_meta = list(sys.meta_path)
+    for key in saved:
+        del sys.modules[key]
+    from importlib.machinery import BuiltinImporter, FrozenImporter, PathFinder
+    sys.meta_path[:] = [BuiltinImporter, FrozenImporter, PathFinder]
+    loaded: dict[str, Any] = {}
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "cnnlib", init, submodule_search_locations=[str(root)])
+        package = importlib.util.module_from_spec(spec)
+        sys.modules["cnnlib"] = package
+        spec.loader.exec_module(package)
+        for name in names:
+            module = importlib.import_module(f"cnnlib.{name}")
+            origin = tripwire._cnnlib_module(module.__file__ or "")
+            if origin != f"cnnlib.{name}":
+                raise GradingError(f"grader setup problem: cnnlib.{name} came from {module.__file__}")
+            loaded[name] = module
+    except GradingError:
+        raise
+    except Exception as exc:
+        raise GradingError(f"grader setup problem: cannot load the cnnlib reference: "
+                           f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        for key in [k for k in sys.modules if k == "cnnlib" or k.startswith("cnnlib.")]:
+            del sys.modules[key]
+        sys.modules.update(saved)
+        sys.meta_path[:] = saved_meta
+    return loaded
