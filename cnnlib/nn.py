@@ -62,7 +62,7 @@ class Module:
             elif isinstance(value, (list, tuple)):
                 for i, v in enumerate(value):
                     if isinstance(v, Module):
-                        yield from v.named_parameters(f"{prefix}{i}.")
+                        yield from v.named_parameters(f"{prefix}{name}.{i}.")
 
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
@@ -115,7 +115,7 @@ class Module:
             elif isinstance(value, (list, tuple)):
                 for i, v in enumerate(value):
                     if isinstance(v, Module):
-                        yield from v._named_modules(f"{prefix}{i}.")
+                        yield from v._named_modules(f"{prefix}{name}.{i}.")
 
     def extra_repr(self) -> str:
         return ""

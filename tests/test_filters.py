@@ -112,7 +112,7 @@ def test_apply_matches_scipy_correlate2d():
 # torch warns that it copies the input for an even kernel with 'same'; irrelevant here.
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
 def test_apply_matches_torch_conv2d_including_even_same_padding():
-    torch = pytest.importorskip("torch")
+    import torch
     rng = np.random.default_rng(2)
     image = rng.standard_normal((9, 10))
     for kernel in (rng.standard_normal((4, 4)), rng.standard_normal((2, 3)), filters.emboss()):
@@ -168,7 +168,7 @@ def test_apply_rejects_bad_input():
 
 
 def test_apply_equals_functional_conv2d_with_one_channel():
-    functional = pytest.importorskip("cnnlib.functional")
+    from cnnlib import functional
     rng = np.random.default_rng(4)
     image = rng.standard_normal((9, 10))
     for kernel in (filters.sobel_x(), rng.standard_normal((4, 2))):

@@ -1,0 +1,164 @@
+"""Layers, optimisers and training: against PyTorch, numerical gradients and a real task."""
+import numpy as np
+import pytest
+import torch
+
+import cnnlib
+from cnnlib import data, losses, nn, optim, train
+from cnnlib.gradcheck import numerical_gradient, relative_error
+
+
+def module_gradcheck(module, x, rng):
+    """Relative errors of dx and of every parameter gradient of sum(module(x) * dy)."""
+    dy = rng.standard_normal(module(x).shape)
+    module.zero_grad()
+    module(x)
+    dx = module.backward(dy)
+    loss = lambda _: float(np.sum(module(x) * dy))
+    errors = {"x": relative_error(dx, numerical_gradient(loss, x))}
+    for name, p in module.named_parameters():
+        errors[name] = relative_error(p.grad, numerical_gradient(loss, p.data))
+    return errors
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: nn.Conv1d(2, 3, 3, stride=2, padding=1), (2, 2, 7)),
+    (lambda: nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=1, dilation=(1, 2), groups=2), (2, 4, 8, 7)),
+    (lambda: nn.Conv3d(2, 2, 2, padding="same"), (2, 2, 4, 4, 3)),
+    (lambda: nn.ConvTranspose2d(2, 4, 3, stride=2, padding=1, output_padding=1), (2, 2, 4, 3)),
+    (lambda: nn.Linear(5, 3), (3, 5)),
+    (lambda: nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(),
+                           nn.Linear(3 * 4 * 4, 2)), (2, 2, 8, 8)),
+    (lambda: nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.MaxPool2d(3, stride=2)), (2, 2, 9, 9)),
+    (lambda: nn.Residual(nn.Sequential(nn.Conv2d(2, 2, 3, padding=1), nn.Sigmoid(),
+                                       nn.Conv2d(2, 2, 3, padding=1))), (2, 2, 6, 6)),
+    (lambda: nn.Residual(nn.Conv2d(2, 4, 3, padding=1), shortcut=nn.Conv2d(2, 4, 1)), (2, 2, 6, 6)),
+    (lambda: nn.Sequential(nn.Conv2d(2, 3, 3, bias=False), nn.BatchNorm2d(3), nn.LeakyReLU(0.1), nn.GlobalAvgPool2d()),
+     (3, 2, 6, 6)),
+])
+def test_module_gradients_match_numerical(make, shape):
+    cnnlib.seed(0)
+    rng = np.random.default_rng(1)
+    errors = module_gradcheck(make(), rng.standard_normal(shape), rng)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_batchnorm_matches_torch_in_training_and_eval():
+    rng = np.random.default_rng(2)
+    ours, theirs = nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3).double()
+    for _ in range(3):
+        x = rng.standard_normal((4, 3, 5, 5)) * 2 + 1
+        xt = torch.tensor(x, requires_grad=True)
+        dy = rng.standard_normal(x.shape)
+        y = ours(x)
+        yt = theirs(xt)
+        yt.backward(torch.tensor(dy))
+        np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-12)
+        np.testing.assert_allclose(ours.backward(dy), xt.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(ours.running_mean, theirs.running_mean.numpy(), atol=1e-12)
+    np.testing.assert_allclose(ours.running_var, theirs.running_var.numpy(), atol=1e-12)
+    ours.eval(), theirs.eval()
+    x = rng.standard_normal((2, 3, 5, 5))
+    np.testing.assert_allclose(ours(x), theirs(torch.tensor(x)).detach().numpy(), atol=1e-12)
+
+
+def test_dropout_scales_kept_units_and_is_identity_in_eval():
+    layer = nn.Dropout(0.25, rng=0)
+    x = np.ones((200, 50))
+    y = layer(x)
+    assert set(np.unique(y)) == {0.0, 1 / 0.75}
+    assert abs((y == 0).mean() - 0.25) < 0.02
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), y)
+    layer.eval()
+    assert layer(x) is x
+    with pytest.raises(ValueError, match="p must be in"):
+        nn.Dropout(1.0)
+
+
+def test_layers_initialise_like_pytorch_bounds():
+    cnnlib.seed(3)
+    conv = nn.Conv2d(8, 16, 3)
+    bound = 1 / np.sqrt(8 * 9)
+    assert np.abs(conv.weight.data).max() <= bound and np.abs(conv.weight.data).max() > 0.9 * bound
+    assert conv.weight.shape == (16, 8, 3, 3) and conv.bias.shape == (16,)
+    assert nn.Linear(10, 4, bias=False).bias is None
+    assert nn.Conv2d(4, 4, 3, dtype=np.float32).weight.data.dtype == np.float32
+
+
+@pytest.mark.parametrize("kind", ["sgd", "sgd_momentum", "adam"])
+def test_optimisers_match_torch(kind):
+    rng = np.random.default_rng(4)
+    w0 = rng.standard_normal((3, 4))
+    ours = nn.Parameter(w0.copy())
+    theirs = torch.tensor(w0.copy(), requires_grad=True)
+    if kind == "adam":
+        a, b = optim.Adam([ours], lr=0.01, weight_decay=0.1), torch.optim.Adam([theirs], lr=0.01, weight_decay=0.1)
+    else:
+        momentum = 0.9 if kind == "sgd_momentum" else 0.0
+        a = optim.SGD([ours], lr=0.1, momentum=momentum, weight_decay=0.01)
+        b = torch.optim.SGD([theirs], lr=0.1, momentum=momentum, weight_decay=0.01)
+    for _ in range(5):
+        g = rng.standard_normal(w0.shape)
+        a.zero_grad(), b.zero_grad()
+        ours.grad += g
+        theirs.grad = torch.tensor(g)
+        a.step(), b.step()
+    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), atol=1e-12)
+
+
+def test_module_bookkeeping():
+    cnnlib.seed(5)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+    assert model.num_parameters() == 4 * 9 + 4 + 144 * 10 + 10
+    assert [n for n, _ in model.named_parameters()] == ["layers.0.weight", "layers.0.bias",
+                                                        "layers.3.weight", "layers.3.bias"]
+    head = model[:2]
+    assert isinstance(head, nn.Sequential) and head[0] is model[0]
+    state = model.state_dict()
+    clone = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+    clone.load_state_dict(state)
+    x = np.random.default_rng(0).standard_normal((2, 1, 8, 8))
+    np.testing.assert_array_equal(clone(x), model(x))
+    with pytest.raises(ValueError, match="state keys differ"):
+        clone.load_state_dict({})
+    model.eval()
+    assert not model[1].training
+    with pytest.raises(TypeError, match="layer 1 is int"):
+        nn.Sequential(nn.ReLU(), 3)
+    with pytest.raises(ValueError, match="body gives"):
+        nn.Residual(nn.Conv2d(1, 2, 3))(x)
+    assert "Conv2d(1, 4, kernel_size=(3, 3))" in repr(model)
+
+
+def test_mse_loss_gradient():
+    rng = np.random.default_rng(6)
+    p, t = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    loss = losses.MSELoss()
+    value = loss(p, t)
+    assert np.isclose(value, torch.nn.functional.mse_loss(torch.tensor(p), torch.tensor(t)).item())
+    assert relative_error(loss.backward(), numerical_gradient(lambda q: losses.MSELoss()(q, t), p.copy())) < 1e-7
+
+
+def digits_cnn(dtype=np.float32):
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1, dtype=dtype), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1, dtype=dtype), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 2 * 2, 64, dtype=dtype), nn.ReLU(), nn.Linear(64, 10, dtype=dtype))
+
+
+def test_small_cnn_reaches_97_percent_on_digits():
+    cnnlib.seed(0)
+    x_train, y_train, x_test, y_test = data.load_digits()
+    model = digits_cnn()
+    history = train.fit(model, x_train.astype(np.float32), y_train, optim.Adam(model.parameters(), lr=3e-3),
+                        epochs=15, batch_size=32, validation=(x_test.astype(np.float32), y_test), progress=False)
+    _, accuracy = train.evaluate(model, x_test.astype(np.float32), y_test)
+    assert accuracy >= 0.97, accuracy
+    assert history.train_loss[-1] < history.train_loss[0] / 5
+    assert len(history.val_accuracy) == 15 and history.val_accuracy[-1] == accuracy
+
+
+def test_fit_rejects_mismatched_data():
+    model = digits_cnn()
+    with pytest.raises(ValueError, match="x has 3 samples but y has 2"):
+        train.fit(model, np.zeros((3, 1, 8, 8)), np.zeros(2, int), optim.SGD(model.parameters()), progress=False)
