@@ -22,8 +22,10 @@ system:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium bubblewrap; \
 	fi
 
+# --all: re-read (and so re-execute) every page, not only changed files, so that a change in
+# cnnlib shows up in every chapter. Output in _build/html; warnings are errors.
 book: setup
-	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
 test: setup
 	$(PY) -m pytest -n $(JOBS) --dist loadfile
