@@ -17,7 +17,6 @@ from typing import Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-import sklearn.metrics
 from matplotlib.animation import FuncAnimation
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, Normalize
@@ -29,6 +28,7 @@ from scipy import ndimage
 
 from ._params import as_tuple, conv_padding
 from .functional import conv2d
+from .nn import Parameter
 
 DIVERGING = "RdBu_r"
 
@@ -260,7 +260,8 @@ def filters(weight: ArrayLike, ncols: int = 8, title: str | None = None, *, mode
     - fig: a Figure with C_out axes ('rgb'), C_out + 1 ('mean', with the colorbar) or
       C_out * C_in + 1 ('grid').
     """
-    w = np.asarray(getattr(weight, "data", weight))
+    # A Parameter is unwrapped by name: an ndarray's own .data is its raw buffer.
+    w = np.asarray(weight.data if isinstance(weight, Parameter) else weight)
     if w.ndim != 4:
         raise ValueError(f"weight must be a conv weight (C_out, C_in, kH, kW), got shape {w.shape}")
     c_out, c_in = w.shape[:2]
@@ -411,6 +412,9 @@ def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, classes: Sequence[str
     Returns:
     - fig: the Figure that holds ``ax``.
     """
+    # Imported here: scikit-learn takes about a second to import and only this plot needs it.
+    import sklearn.metrics
+
     y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
     if len(y_true) != len(y_pred) or len(y_true) == 0:
         raise ValueError(f"y_true and y_pred must be non-empty and equally long, got {len(y_true)} and {len(y_pred)}")

@@ -152,8 +152,8 @@ def test_sliding_window_animation_frames_and_html():
     ax_out = fig.axes[1]
     np.testing.assert_array_equal(ax_out.images[0].get_array(), out)
     assert texts(ax_out) == [f"{v:.3g}" for v in out.ravel()]
-    short = viz.sliding_window_animation(image, kernel, max_frames=4)
-    assert sum(1 for _ in short.new_frame_seq()) == 4
-    assert short.to_jshtml().count("frames[3]") == 1
+    short = viz.sliding_window_animation(image, kernel, max_frames=2)
+    assert sum(1 for _ in short.new_frame_seq()) == 2
+    assert "frames[1]" in short.to_jshtml()
     with pytest.raises(ValueError, match="larger than the padded input"):
         viz.sliding_window_animation(image, np.ones((5, 5)))
