@@ -58,22 +58,31 @@ def _pool(op, x, kernel_size, stride, padding, dilation, ceil_mode) -> _Pool:
     return _Pool(x, kernel, stride, padding, dilation, out)
 
 
-def _argmax(p: _Pool) -> tuple[np.ndarray, np.ndarray]:
-    """Max over each window and the offset (row-major index inside the window) that holds it.
+def _argmax(p: _Pool) -> np.ndarray:
+    """For each window, the offset (row-major index inside the window) of its maximum.
 
-    Ties go to the first maximum and NaN wins, scanning the window in row-major order, as in
-    PyTorch's CPU kernel; padding never wins because only real pixels are candidates.
+    PyTorch's CPU kernel scans the real pixels of a window in row-major order, starting from the
+    first real one, and moves on when a value is larger or is NaN; so ties go to the first
+    maximum, NaN wins, and padding never does, even against -inf.
     """
     xp = p.padded(p.x, -np.inf)
-    real = p.padded(np.ones((1, 1, *p.x.shape[2:]), dtype=bool), False)
-    best = np.full((*p.x.shape[:2], *p.out), -np.inf, dtype=p.x.dtype)
-    index = np.full(best.shape, -1, dtype=np.intp)
-    for k, (_, (sh, sw)) in enumerate(p.slices()):
+    real = p.padded(np.ones((1, 1, *p.x.shape[2:]), dtype=bool), False)[0, 0]
+    windows = list(p.slices())
+    # Start each window at its first real pixel (a cheap (H_out, W_out) pass per offset).
+    index = np.zeros(p.out, dtype=np.intp)
+    for k, (_, (sh, sw)) in reversed(list(enumerate(windows))):
+        index[real[sh, sw]] = k
+    index = np.broadcast_to(index, (*p.x.shape[:2], *p.out)).copy()
+    best = np.full(index.shape, -np.inf, dtype=p.x.dtype)
+    check_nan = bool(np.isnan(p.x).any())  # an extra pass per offset only when NaN is present
+    for k, (_, (sh, sw)) in enumerate(windows):
         value = xp[:, :, sh, sw]
-        take = real[:, :, sh, sw] & ((index < 0) | (value > best) | np.isnan(value))
+        take = value > best
+        if check_nan:
+            take |= np.isnan(value)
         np.copyto(best, value, where=take)
-        index[take] = k
-    return best, index
+        np.copyto(index, k, where=take)
+    return index
 
 
 def max_pool2d(x: np.ndarray, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
@@ -115,10 +124,10 @@ def max_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: IntOrTuple,
     """
     p = _pool("max_pool2d_backward", x, kernel_size, stride, padding, dilation, ceil_mode)
     dy = check_gradient("max_pool2d_backward", dy, (*p.x.shape[:2], *p.out), p.x.dtype)
-    _, index = _argmax(p)
+    index = _argmax(p)
     dxp = p.zeros_padded()
     for k, (_, (sh, sw)) in enumerate(p.slices()):
-        dxp[:, :, sh, sw] += np.where(index == k, dy, 0)
+        dxp[:, :, sh, sw] += dy * (index == k)
     return p.crop(dxp)
 
 
