@@ -2,7 +2,8 @@
 
 Every function draws with matplotlib and returns the :class:`~matplotlib.figure.Figure` it drew
 on (``sliding_window_animation`` returns the animation). Nothing calls ``plt.show()``: in a
-notebook the figure appears at the end of the cell, in a script call ``plt.show()`` or
+notebook the figure appears at the end of the cell (end the call with ``;`` or assign its
+result, or Jupyter shows the returned Figure a second time); in a script call ``plt.show()`` or
 ``fig.savefig(...)``. Functions that draw a single panel take ``ax=`` (or ``axes=``) to draw into
 an existing figure instead of a new one.
 
