@@ -1,5 +1,8 @@
 """Helpers for the test cells of the course's assignments.
 
+The ``check_*`` functions return None on purpose: a test cell whose last line is an
+expression would show a value, and nbgrader reads a number there as partial credit.
+
 Public tests (students see them) and hidden tests (they run at grading time)
 use the same few functions, so every failure reads the same way and tells the
 student what to fix, e.g.::
@@ -106,7 +109,7 @@ def expect(condition: bool, message: str) -> None:
 
 
 def check_value(name: str, fn: Callable, args: Sequence | Mapping, want: Any,
-                kwargs: Mapping | None = None, hint: str = "") -> Any:
+                kwargs: Mapping | None = None, hint: str = "") -> None:
     """The call returns exactly ``want`` (numbers compare by value, ints stay ints)."""
     what, got = _call(name, fn, args, kwargs)
     if isinstance(got, np.ndarray) and not isinstance(want, np.ndarray):
@@ -118,7 +121,6 @@ def check_value(name: str, fn: Callable, args: Sequence | Mapping, want: Any,
     if got != want:
         raise GradingError(f"{what} returned {_plain(got)!r}, expected {want!r}"
                            + (f" ({hint})" if hint else ""))
-    return got
 
 
 def _as_array(what: str, got: Any) -> np.ndarray:
@@ -128,13 +130,12 @@ def _as_array(what: str, got: Any) -> np.ndarray:
 
 
 def check_shape(name: str, fn: Callable, args: Sequence | Mapping, shape: tuple,
-                kwargs: Mapping | None = None) -> np.ndarray:
+                kwargs: Mapping | None = None) -> None:
     """The call returns an array of shape ``shape``."""
     what, got = _call(name, fn, args, kwargs)
     got = _as_array(what, got)
     if tuple(got.shape) != tuple(shape):
         raise GradingError(f"{what} returned shape {tuple(got.shape)}, expected {tuple(shape)}")
-    return got
 
 
 def _close(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> bool:
@@ -171,24 +172,24 @@ def _hint(got: np.ndarray, hints: Iterable[tuple[str, Any]], rtol: float, atol: 
 
 def check_array(name: str, fn: Callable, args: Sequence | Mapping, want: Any,
                 kwargs: Mapping | None = None, rtol: float = 1e-6, atol: float = 1e-8,
-                hints: Iterable[tuple[str, Any]] = ()) -> np.ndarray:
+                hints: Iterable[tuple[str, Any]] = ()) -> None:
     """The call returns an array equal to ``want`` (within tolerance).
 
     ``hints`` is a list of ``(message, array)``: when the student's result equals
     one of these arrays instead, the message is added (e.g. a flipped kernel)."""
     what, got = _call(name, fn, args, kwargs)
     _compare_arrays(what, got, want, rtol, atol, hints)
-    return got
 
 
 def compare(name: str, fn: Callable, reference_fn: Callable, args: Sequence | Mapping,
             kwargs: Mapping | None = None, rtol: float = 1e-6, atol: float = 1e-8,
-            hints: Iterable[tuple[str, Any]] = ()) -> np.ndarray:
+            hints: Iterable[tuple[str, Any]] = ()) -> None:
     """The student's ``fn`` and ``reference_fn`` agree on these arguments."""
     want = reference_fn(*_positional(args), **dict(kwargs or {}))
     if isinstance(want, np.ndarray):
-        return check_array(name, fn, args, want, kwargs, rtol, atol, hints)
-    return check_value(name, fn, args, want, kwargs)
+        check_array(name, fn, args, want, kwargs, rtol, atol, hints)
+    else:
+        check_value(name, fn, args, want, kwargs)
 
 
 # ---------------------------------------------------------------- the reference

@@ -1,0 +1,85 @@
+"""The course folder, its nbgrader configuration and nbgrader's Python API."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+COURSE = Path(__file__).resolve().parent
+REPO = COURSE.parent
+CONFIG_FILE = COURSE / "nbgrader_config.py"
+RESULTS = COURSE / "results"  # grader/results/<assignment>.json: status of every submission
+WORK = COURSE / ".work"       # scratch space of autograde runs
+
+# nbgrader runs the `alembic` command when it creates a gradebook: make the venv's
+# scripts reachable even when the venv is not activated.
+_bin = os.path.dirname(sys.executable)
+if _bin not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = _bin + os.pathsep + os.environ.get("PATH", "")
+
+# nbgrader's in-process API triggers this SQLAlchemy warning on every gradebook commit.
+warnings.filterwarnings("ignore", message=".*not in session.*")
+try:
+    from sqlalchemy.exc import SAWarning
+    warnings.filterwarnings("ignore", category=SAWarning)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def load_config(overrides: Config | None = None, root: Path | None = None) -> Config:
+    """The course's nbgrader_config.py (+ overrides), with absolute course paths."""
+    cfg = PyFileConfigLoader(CONFIG_FILE.name, path=str(CONFIG_FILE.parent)).load_config()
+    if root is not None:
+        cfg.CourseDirectory.root = str(root)
+        cfg.CourseDirectory.db_url = "sqlite:///" + str(Path(root) / "gradebook.db")
+    if overrides is not None:
+        cfg.merge(overrides)
+    return cfg
+
+
+def api(cfg: Config | None = None, quiet: bool = True):
+    """An ``NbGraderAPI`` on the course folder."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    cfg = cfg if cfg is not None else load_config()
+    if quiet:
+        cfg.NbGraderAPI.log_level = "WARN"
+        logging.getLogger("traitlets").setLevel(logging.WARNING)
+    coursedir = CourseDirectory(config=cfg)
+    return NbGraderAPI(coursedir=coursedir, config=cfg)
+
+
+def db_path(cfg: Config) -> Path:
+    url = cfg.CourseDirectory.db_url
+    assert url.startswith("sqlite:///"), url
+    return Path(url[len("sqlite:///"):])
+
+
+def source_assignments() -> list[str]:
+    return sorted(p.name for p in (COURSE / "source").iterdir() if p.is_dir())
+
+
+# settings that the command line may change -> nbgrader/traitlets configuration
+SETTINGS = {
+    "cell_timeout": ("SandboxedExecute", "timeout"),
+    "notebook_budget": ("SandboxedExecute", "notebook_budget"),
+    "interrupt_grace": ("SandboxedExecute", "interrupt_grace"),
+    "memory_mb": ("SandboxKernelManager", "memory_mb"),
+    "nproc": ("SandboxKernelManager", "nproc"),
+    "sandbox": ("SandboxKernelManager", "sandbox"),
+}
+
+
+def overrides(settings: dict | None) -> Config:
+    cfg = Config()
+    for key, value in (settings or {}).items():
+        if key in SETTINGS and value is not None:
+            section, trait = SETTINGS[key]
+            cfg[section][trait] = value
+    return cfg

@@ -1,0 +1,255 @@
+"""nbgrader's Execute step with a per-notebook time budget and kernel recovery.
+
+nbgrader (through nbclient) only has a per-cell timeout: a cell that ignores
+SIGINT leaves the kernel busy, every later cell times out, and the submission
+is dropped.  This preprocessor runs the cells one by one and, from outside the
+kernel:
+
+- gives each cell ``min(timeout, what is left of notebook_budget)`` seconds;
+- on a timeout interrupts the kernel, then checks it answers within
+  ``interrupt_grace`` seconds; if not (or if the kernel died, or a cell left
+  processes running) it kills the kernel's whole process group, starts a new
+  kernel, silently re-runs the cells that had completed, and goes on with the
+  next cell;
+- when the budget is spent, the remaining cells get a "not run" error, so
+  their tests score 0 and the rest of the notebook is still graded.
+
+Every cell stopped this way gets an error output whose name says why
+(``CellTimeoutError``, ``KernelDied``, ``KernelKilled``, ``NotRun``).
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+from pathlib import Path
+from queue import Empty
+from time import monotonic
+
+from jupyter_core.utils import run_sync
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.notebooknode import NotebookNode
+from nbgrader.preprocessors import Execute
+from traitlets import Float, Integer, Type, default
+
+from .sandbox import SandboxKernelManager
+
+STOPPED = ("CellTimeoutError", "KernelDied", "KernelKilled", "NotRun")
+
+
+def _error(ename: str, evalue: str) -> NotebookNode:
+    return NotebookNode(output_type="error", ename=ename, evalue=evalue,
+                        traceback=[f"{ename}: {evalue}"])
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if fields and fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+class SandboxedExecute(Execute):
+    """Execute a submission in the sandboxed kernel, within a time budget."""
+
+    notebook_budget = Integer(300, help="seconds for the whole notebook").tag(config=True)
+    interrupt_grace = Float(3.0, help="seconds a kernel has to answer after an interrupt"
+                            ).tag(config=True)
+    max_restarts = Integer(3, help="kernel restarts per notebook").tag(config=True)
+
+    kernel_manager_class = Type(SandboxKernelManager, config=True)
+
+    @default("shutdown_kernel")
+    def _shutdown_default(self):
+        return "immediate"
+
+    @default("iopub_timeout")
+    def _iopub_default(self):
+        return 3
+
+    _cell_limit: float | None = None
+    _timed_out = False
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
+        super().__init__(*args, **kwargs)
+
+    # ---------------------------------------------------------------- entry point
+    def preprocess(self, nb, resources=None, km=None):
+        NotebookClient.__init__(self, nb, km)
+        self.reset_execution_trackers()
+        self._check_assign_resources(resources)
+        run_sync(self._run_notebook)()
+        return self.nb, self.resources
+
+    def _get_timeout(self, cell):
+        if self._cell_limit is not None:
+            return max(1, math.ceil(self._cell_limit))
+        return super()._get_timeout(cell)
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        self._timed_out = True
+        self.log.warning("cell timed out after %s s; interrupting", timeout)
+        try:
+            await self.km.interrupt_kernel()
+        except Exception:  # the kill below handles a kernel that cannot be reached
+            pass
+        return {"content": {"status": "error", "ename": "CellTimeoutError",
+                            "evalue": f"this cell ran for more than {timeout} s and was stopped",
+                            "traceback": [f"CellTimeoutError: this cell ran for more than {timeout} s "
+                                          f"and was stopped"]}}
+
+    # ---------------------------------------------------------------- the loop
+    async def _start(self) -> None:
+        self.km = self.create_kernel_manager()
+        await self.async_start_new_kernel()
+        await self.async_start_new_kernel_client()
+        self._baseline = self._process_count()
+
+    def _process_count(self) -> int | None:
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        if process is None or not os.path.isdir("/proc"):
+            return None
+        return len(_descendants(process.pid))
+
+    async def _kill(self) -> None:
+        try:
+            if self.km is not None:
+                await self.km.shutdown_kernel(now=True)
+        except Exception as exc:
+            self.log.warning("kill failed: %s", exc)
+        try:
+            if self.km is not None:
+                await self.km.cleanup_resources()
+        except Exception:
+            pass
+        if self.kc is not None:
+            self.kc.stop_channels()
+        self.kc = None
+        self.km = None
+
+    async def _responsive(self, grace: float) -> bool:
+        try:
+            msg_id = self.kc.kernel_info()
+            end = monotonic() + grace
+            while True:
+                left = end - monotonic()
+                if left <= 0:
+                    return False
+                try:
+                    msg = await self.kc.shell_channel.get_msg(timeout=left)
+                except Empty:
+                    return False
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    return True
+        except Exception:
+            return False
+
+    async def _restart(self, done: list[int], deadline: float) -> bool:
+        """Kill the kernel, start a new one, silently re-run the completed cells."""
+        await self._kill()
+        self._restarts += 1
+        if self._restarts > self.max_restarts:
+            self._stop_reason = f"the kernel had to be restarted more than {self.max_restarts} times"
+            return False
+        try:
+            await self._start()
+        except Exception as exc:
+            self._stop_reason = f"the kernel could not be restarted ({exc})"
+            return False
+        for index in done:
+            left = deadline - monotonic()
+            if left <= 0:
+                self._stop_reason = "the notebook's time budget ran out while restoring the kernel"
+                return False
+            msg_id = self.kc.execute(self.nb.cells[index].source, silent=True,
+                                     store_history=False, allow_stdin=False)
+            end = monotonic() + min(self.timeout or left, left)
+            while True:
+                try:
+                    msg = await self.kc.shell_channel.get_msg(timeout=max(0.01, end - monotonic()))
+                except Empty:
+                    self._stop_reason = "re-running earlier cells in a new kernel timed out"
+                    await self._kill()
+                    return False
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    break
+        return True
+
+    async def _run_notebook(self) -> None:
+        budget = self.notebook_budget
+        deadline = monotonic() + budget
+        done: list[int] = []
+        self._restarts = 0
+        self._stop_reason = ""
+        await self._start()
+        try:
+            msg_id = self.kc.kernel_info()
+            info = await self.async_wait_for_reply(msg_id)
+            if info is not None and "language_info" in info["content"]:
+                self.nb.metadata["language_info"] = info["content"]["language_info"]
+            for index, cell in enumerate(self.nb.cells):
+                if cell.cell_type != "code" or not cell.source.strip():
+                    continue
+                left = deadline - monotonic()
+                if self.kc is None or left <= 0:
+                    why = self._stop_reason or f"the notebook's time budget of {budget} s was used up"
+                    cell.outputs = [_error("NotRun", f"this cell was not run: {why}")]
+                    continue
+                self._cell_limit = min(float(self.timeout or left), left)
+                self._timed_out = False
+                broken = ""
+                try:
+                    await self.async_execute_cell(cell, index,
+                                                  execution_count=self.code_cells_executed + 1)
+                except DeadKernelError:
+                    broken = "KernelDied"
+                    cell.outputs.append(_error(
+                        "KernelDied", "the kernel died while running this cell (out of memory, a "
+                        "crash, or a resource limit); it was restarted for the next cells"))
+                except (CellTimeoutError, asyncio.TimeoutError, Empty):
+                    broken = "KernelKilled"
+                    cell.outputs.append(_error(
+                        "KernelKilled", f"this cell ran for more than {math.ceil(self._cell_limit)} s "
+                        "and did not stop when interrupted; its kernel was killed and restarted "
+                        "for the next cells"))
+                if not broken and self._timed_out and not await self._responsive(self.interrupt_grace):
+                    broken = "KernelKilled"
+                    cell.outputs.append(_error(
+                        "KernelKilled", "the kernel did not respond after this cell was "
+                        "interrupted; it was killed and restarted for the next cells"))
+                if not broken:
+                    count = self._process_count()
+                    if count is not None and self._baseline is not None and count > self._baseline:
+                        broken = "KernelKilled"
+                        cell.outputs.append(_error(
+                            "KernelKilled", "this cell left processes running; the kernel was "
+                            "killed and restarted for the next cells"))
+                if broken:
+                    if not await self._restart(done, deadline):
+                        await self._kill()
+                    continue
+                if not self._timed_out:
+                    done.append(index)
+        finally:
+            self._cell_limit = None
+            await self._kill()
+        # nbgrader reads a number shown by a test cell as partial credit. Our tests never
+        # do that, and student code could forge such an output, so drop them.
+        for cell in self.nb.cells:
+            if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
+                cell.outputs = [o for o in cell.outputs if o.get("output_type") != "execute_result"]

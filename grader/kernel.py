@@ -1,0 +1,57 @@
+"""Kernel entry point used by the sandbox: resource limits, then ipykernel.
+
+``python -m grader.kernel --memory-mb 2048 --nproc 64 -- -f connection.json``
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+
+
+def _limit(which: int, value: int) -> None:
+    soft, hard = resource.getrlimit(which)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    try:
+        resource.setrlimit(which, (value, value))
+    except (ValueError, OSError) as exc:  # pragma: no cover - platform dependent
+        print(f"grader.kernel: could not set limit {which}: {exc}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--" in argv:
+        ours, rest = argv[:argv.index("--")], argv[argv.index("--") + 1:]
+    else:
+        ours, rest = [], argv
+    parser = argparse.ArgumentParser(prog="python -m grader.kernel")
+    parser.add_argument("--memory-mb", type=int, default=0)
+    parser.add_argument("--nproc", type=int, default=0)
+    parser.add_argument("--fsize-mb", type=int, default=0)
+    parser.add_argument("--cpu-seconds", type=int, default=0)
+    parser.add_argument("--preload", action="store_true")
+    opts = parser.parse_args(ours)
+    if opts.memory_mb:
+        _limit(resource.RLIMIT_AS, opts.memory_mb * 2**20)
+    if opts.nproc:
+        _limit(resource.RLIMIT_NPROC, opts.nproc)
+    if opts.fsize_mb:
+        _limit(resource.RLIMIT_FSIZE, opts.fsize_mb * 2**20)
+    if opts.cpu_seconds:
+        _limit(resource.RLIMIT_CPU, opts.cpu_seconds)
+    _limit(resource.RLIMIT_CORE, 0)
+    if opts.preload:
+        try:
+            import numpy  # noqa: F401
+            from grader import checks
+            checks.reference("functional", "arch")
+        except Exception as exc:  # the tests will report it
+            print(f"grader.kernel: preload failed: {exc}", file=sys.stderr)
+    sys.argv = [sys.argv[0], *rest]
+    from ipykernel import kernelapp
+    kernelapp.launch_new_instance()
+
+
+if __name__ == "__main__":
+    main()

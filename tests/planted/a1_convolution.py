@@ -1,0 +1,241 @@
+"""Planted submissions of a1-convolution, made from the released notebook.
+
+Each variant fills the solution cells (grade ids ``output_size``,
+``conv2d_forward``, ``exercise_sizes``, ``answer_rounding``) and may tamper with
+the notebook.  ``EXPECTED`` gives the autograded score (out of 13) and status
+the end-to-end test asserts.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+
+OUTPUT_SIZE = '''
+def output_size(n, k, stride=1, padding=0, dilation=1):
+    """Number of positions of a window."""
+    span = dilation * (k - 1) + 1
+    if n + 2 * padding < span:
+        raise ValueError("window does not fit")
+    return (n + 2 * padding - span) // stride + 1
+'''
+
+# straightforward six-loop version
+CONV_LOOPS = '''
+def conv2d_forward(x, w, b, stride=1, padding=0):
+    """Loops."""
+    N, C, H, W = x.shape
+    F, C2, KH, KW = w.shape
+    if C != C2:
+        raise ValueError("channels")
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    HO = (H + 2 * padding - KH) // stride + 1
+    WO = (W + 2 * padding - KW) // stride + 1
+    out = np.zeros((N, F, HO, WO), dtype=np.result_type(x, w))
+    for n in range(N):
+        for f in range(F):
+            for i in range(HO):
+                for j in range(WO):
+                    patch = xp[n, :, i * stride:i * stride + KH, j * stride:j * stride + KW]
+                    out[n, f, i, j] = np.sum(patch * w[f]) + (0 if b is None else b[f])
+    return out
+'''
+
+# im2col with a strided view
+CONV_IM2COL = '''
+from numpy.lib.stride_tricks import sliding_window_view
+def conv2d_forward(x, w, b, stride=1, padding=0):
+    """Windows and one tensordot."""
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    win = sliding_window_view(xp, w.shape[2:], axis=(2, 3))[:, :, ::stride, ::stride]
+    y = np.einsum("nchwuv,fcuv->nfhw", win, w)
+    if b is not None:
+        y = y + b[None, :, None, None]
+    return y
+'''
+
+CONV_FLIPPED = CONV_IM2COL.replace("w)\n", "w[:, :, ::-1, ::-1])\n")
+CONV_NO_STRIDE = CONV_IM2COL.replace("[:, :, ::stride, ::stride]", "")
+CONV_NO_BIAS = CONV_IM2COL.replace("if b is not None:", "if False:")
+
+EXERCISE = '''
+conv_out = (112, 112, 64)
+pool_out = (55, 55, 64)
+'''
+EXERCISE_ROUND_UP = '''
+conv_out = (112, 112, 64)
+pool_out = (56, 56, 64)
+'''
+ANSWER = "Only complete windows count, so the division rounds down."
+
+# cnnlib's conv2d, reached without ever writing "cnnlib" in the source
+CONV_DISGUISED = '''
+import importlib as _il
+_engine = _il.import_module("".join(["cnn", "lib"]) + ".functional")
+_impl = getattr(_engine, "conv" + "2d")
+def conv2d_forward(x, w, b, stride=1, padding=0):
+    """Looks innocent."""
+    return _impl(x, w, b, stride=stride, padding=padding)
+'''
+# reads the engine's source from disk and runs a private copy of it
+OUTPUT_SIZE_FROM_DISK = '''
+import sys as _s, types as _t, glob as _g
+_m = _t.ModuleType("helpers"); _m.__package__ = "cnnlib"; _s.modules["helpers"] = _m
+_p = [p for p in _g.glob("/**/cnnlib/arch.py", recursive=True) if "site-packages" not in p][0]
+exec(compile(open(_p).read(), "helpers.py", "exec"), _m.__dict__)
+def output_size(n, k, stride=1, padding=0, dilation=1):
+    """Borrowed."""
+    return _m.output_size(n, k, stride, padding, dilation)
+'''
+# replaces the engine's function so that a "reference" comparison agrees with a wrong answer
+CONV_PATCH_REFERENCE = CONV_NO_BIAS + '''
+import cnnlib.functional as _F
+_F.conv2d = lambda x, w, b=None, stride=1, padding=0, **k: conv2d_forward(x, w, b, stride, padding)
+'''
+INFINITE = OUTPUT_SIZE + '''
+while True:
+    pass
+'''
+IGNORES_SIGINT = CONV_IM2COL + '''
+import signal as _sig
+_sig.signal(_sig.SIGINT, _sig.SIG_IGN)
+while True:
+    pass
+'''
+MEMORY_BOMB = CONV_IM2COL + '''
+_hog = []
+while True:
+    _hog.append(bytearray(50 * 2**20))
+'''
+FORK_BOMB = OUTPUT_SIZE + '''
+import os as _os
+for _ in range(10000):
+    try:
+        _os.fork()
+    except OSError:
+        break
+while True:
+    pass
+'''
+READ_SECRETS = OUTPUT_SIZE + '''
+import glob as _g, os as _os
+_found = [p for p in _g.glob("/work/**/source/a1-convolution/*.ipynb", recursive=True)
+          + _g.glob("/**/gradebook.db", recursive=True) if _os.path.getsize(p) > 0]
+assert not _found, f"could read {_found}"
+'''
+# grade everything as correct if the secrets were readable (they are not)
+STEAL_SOLUTION = '''
+import glob as _g, json as _j
+_src = [p for p in _g.glob("/**/source/a1-convolution/a1-convolution.ipynb", recursive=True)]
+_cells = [c for c in _j.load(open(_src[0]))["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") in ("output_size", "conv2d_forward")]
+for _c in _cells:
+    exec("".join(_c["source"]).replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", ""))
+'''
+NETWORK = OUTPUT_SIZE + '''
+import socket as _socket
+try:
+    _socket.create_connection(("1.1.1.1", 80), timeout=2).close()
+    _reached = True
+except OSError:
+    _reached = False
+assert not _reached, "the network was reachable"
+'''
+EDIT_TESTS = "edit-tests"
+
+# variant -> solution cells (grade id -> code), plus optional tampering
+VARIANTS = {
+    "correct-loops": {"output_size": OUTPUT_SIZE, "conv2d_forward": CONV_LOOPS},
+    "correct-im2col": {"output_size": OUTPUT_SIZE, "conv2d_forward": CONV_IM2COL},
+    "flipped-kernel": {"output_size": OUTPUT_SIZE, "conv2d_forward": CONV_FLIPPED},
+    "forgot-stride": {"output_size": OUTPUT_SIZE, "conv2d_forward": CONV_NO_STRIDE},
+    "bias-ignored": {"output_size": OUTPUT_SIZE, "conv2d_forward": CONV_NO_BIAS},
+    "round-up": {"output_size": OUTPUT_SIZE, "conv2d_forward": CONV_IM2COL, "exercise_sizes": EXERCISE_ROUND_UP},
+    "disguised-import": {"output_size": OUTPUT_SIZE, "conv2d_forward": CONV_DISGUISED},
+    "source-from-disk": {"output_size": OUTPUT_SIZE_FROM_DISK, "conv2d_forward": CONV_IM2COL},
+    "patch-reference": {"output_size": OUTPUT_SIZE, "conv2d_forward": CONV_PATCH_REFERENCE},
+    "infinite-loop": {"output_size": INFINITE, "conv2d_forward": CONV_IM2COL},
+    "ignores-sigint": {"output_size": OUTPUT_SIZE, "conv2d_forward": IGNORES_SIGINT},
+    "memory-bomb": {"output_size": OUTPUT_SIZE, "conv2d_forward": MEMORY_BOMB},
+    "fork-bomb": {"output_size": FORK_BOMB, "conv2d_forward": CONV_IM2COL},
+    "read-secrets": {"output_size": READ_SECRETS, "conv2d_forward": CONV_IM2COL},
+    "steal-solution": {"output_size": STEAL_SOLUTION, "conv2d_forward": STEAL_SOLUTION},
+    "network": {"output_size": NETWORK, "conv2d_forward": CONV_IM2COL},
+    "edited-tests": {"output_size": OUTPUT_SIZE, "conv2d_forward": CONV_FLIPPED, EDIT_TESTS: True},
+    "stub": {},
+    "not-json": {"raw": b'{"cells": [ {"cell_type": "code", "source": "trunc'},
+    "stripped-metadata": {"output_size": OUTPUT_SIZE, "conv2d_forward": CONV_IM2COL, "strip": True},
+    "deleted-cell": {"output_size": OUTPUT_SIZE, "conv2d_forward": CONV_IM2COL, "delete": "test_conv2d_by_hand"},
+}
+
+# points: output_size public 1 + hidden 2; conv shapes 1, by hand 2, hidden 2 + 3; exercise 2
+FULL = 13
+CONV = 8
+EXPECTED = {
+    "correct-loops": (FULL, "graded"),
+    "correct-im2col": (FULL, "graded"),
+    "flipped-kernel": (FULL - CONV + 1, "graded"),   # only the shape test passes
+    "forgot-stride": (FULL - 6, "graded"),          # shapes (stride case), by hand (stride case), stride hidden fail; channels hidden passes
+    "bias-ignored": (FULL - 7, "graded"),           # by hand bias case, both hidden fail; shapes pass
+    "round-up": (FULL - 2, "graded"),
+    "disguised-import": (FULL - CONV, "graded"),
+    "source-from-disk": (FULL - 3, "graded"),
+    "patch-reference": (FULL - 7, "graded"),        # the private reference sees through the patch
+    "infinite-loop": (FULL - 3, "graded"),          # output_size never defined: its tests fail
+    "ignores-sigint": (FULL - CONV, "graded"),
+    "memory-bomb": (FULL - CONV, "graded"),
+    "fork-bomb": (FULL - 3, "graded"),
+    "read-secrets": (FULL, "graded"),               # nothing readable: its own assertion passes
+    "steal-solution": (0 + 2, "graded"),            # nothing to steal: only the exercise (filled in) scores
+    "network": (FULL, "graded"),                     # network unreachable: its own assertion passes
+    "edited-tests": (FULL - CONV + 1, "graded"),    # the tests were restored: flipped kernel fails
+    "stub": (0, "graded"),
+    "not-json": (None, "failed"),
+    "stripped-metadata": (None, "failed"),
+    "deleted-cell": (None, "failed"),
+}
+
+
+def _fill(nb, code: dict) -> None:
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid == "exercise_sizes":
+            cell.source = code.get("exercise_sizes", EXERCISE) if code else cell.source
+        elif gid == "answer_rounding" and code:
+            cell.source = ANSWER
+        elif gid in code:
+            cell.source = code[gid].strip("\n")
+
+
+def make(release_notebook: Path, dest: Path, variant: str) -> Path:
+    """Write variant ``variant`` as ``dest/a1-convolution.ipynb``."""
+    spec = VARIANTS[variant]
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / "a1-convolution.ipynb"
+    if "raw" in spec:
+        path.write_bytes(spec["raw"])
+        return path
+    nb = nbformat.read(release_notebook, as_version=4)
+    _fill(nb, {k: v for k, v in spec.items() if k in ("output_size", "conv2d_forward", "exercise_sizes")}
+          if spec else {})
+    if spec.get(EDIT_TESTS):
+        for cell in nb.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade") and cell.cell_type == "code" \
+                    and not cell.metadata["nbgrader"].get("solution"):
+                cell.source = "pass  # tests removed"
+    if spec.get("strip"):
+        for cell in nb.cells:
+            cell.metadata.pop("nbgrader", None)
+    if spec.get("delete"):
+        nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != spec["delete"]]
+    nbformat.write(nb, path)
+    return path
+
+
+def make_class(release_notebook: Path, submissions: Path, variants=None) -> dict[str, str]:
+    """submissions/<variant>/a1-convolution/a1-convolution.ipynb for each variant."""
+    names = {}
+    for variant in variants or VARIANTS:
+        make(release_notebook, submissions / variant / "a1-convolution", variant)
+        names[variant] = variant
+    return names
