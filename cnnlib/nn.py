@@ -46,23 +46,30 @@ class Module:
     def backward(self, dy: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def children(self) -> Iterator["Module"]:
-        for value in vars(self).values():
-            if isinstance(value, Module):
-                yield value
-            elif isinstance(value, (list, tuple)):
-                yield from (v for v in value if isinstance(v, Module))
-
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+    def _named_children(self) -> Iterator[tuple[str, "Module"]]:
+        """Direct sub-modules: attributes, and items of list/tuple attributes (``layers.0``)."""
         for name, value in vars(self).items():
-            if isinstance(value, Parameter):
-                yield prefix + name, value
-            elif isinstance(value, Module):
-                yield from value.named_parameters(f"{prefix}{name}.")
+            if isinstance(value, Module):
+                yield name, value
             elif isinstance(value, (list, tuple)):
                 for i, v in enumerate(value):
                     if isinstance(v, Module):
-                        yield from v.named_parameters(f"{prefix}{name}.{i}.")
+                        yield f"{name}.{i}", v
+
+    def children(self) -> Iterator["Module"]:
+        return (module for _, module in self._named_children())
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        """This module and every one below it, with dotted name prefixes (``""`` for this one)."""
+        yield prefix, self
+        for name, child in self._named_children():
+            yield from child.named_modules(f"{prefix}{name}.")
+
+    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        for prefix, module in self.named_modules():
+            for name, value in vars(module).items():
+                if isinstance(value, Parameter):
+                    yield prefix + name, value
 
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
@@ -87,7 +94,7 @@ class Module:
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of every parameter (and BatchNorm running statistics) by dotted name."""
         state = {name: p.data.copy() for name, p in self.named_parameters()}
-        for name, module in self._named_modules():
+        for name, module in self.named_modules():
             for key in getattr(module, "buffers", ()):
                 state[name + key] = getattr(module, key).copy()
         return state
@@ -103,19 +110,9 @@ class Module:
                 raise ValueError(f"{name}: expected shape {expected[name].shape}, got {np.shape(value)}")
             if name in params:
                 params[name].data[...] = value
-        for name, module in self._named_modules():
+        for name, module in self.named_modules():
             for key in getattr(module, "buffers", ()):
                 getattr(module, key)[...] = state[name + key]
-
-    def _named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
-        yield prefix, self
-        for name, value in vars(self).items():
-            if isinstance(value, Module):
-                yield from value._named_modules(f"{prefix}{name}.")
-            elif isinstance(value, (list, tuple)):
-                for i, v in enumerate(value):
-                    if isinstance(v, Module):
-                        yield from v._named_modules(f"{prefix}{name}.{i}.")
 
     def extra_repr(self) -> str:
         return ""
