@@ -44,8 +44,8 @@ class IntegrityError(GradingError):
 # ---------------------------------------------------------------- describing calls
 def _show(value: Any) -> str:
     if isinstance(value, np.ndarray):
-        if value.size <= 6 and value.ndim <= 1:
-            return np.array2string(value, separator=", ")
+        if value.size <= 4 and value.ndim <= 1:
+            return np.array2string(value, precision=3, separator=", ")
         return f"shape {tuple(value.shape)}"
     if value is None or isinstance(value, (bool, int, float, str, np.integer, np.floating)):
         return repr(value.item() if isinstance(value, np.generic) else value)

@@ -10,9 +10,12 @@ from pathlib import Path
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
-COURSE = Path(__file__).resolve().parent
-REPO = COURSE.parent
-CONFIG_FILE = COURSE / "nbgrader_config.py"
+CODE = Path(__file__).resolve().parent   # this package, with nbgrader_config.py
+REPO = CODE.parent
+# The course folder (source/, release/, submitted/, autograded/, feedback/, the gradebook).
+# It is this package's folder; GRADER_COURSE_DIR points elsewhere (the tests use a copy).
+COURSE = Path(os.environ.get("GRADER_COURSE_DIR") or CODE).resolve()
+CONFIG_FILE = CODE / "nbgrader_config.py"
 RESULTS = COURSE / "results"  # grader/results/<assignment>.json: status of every submission
 WORK = COURSE / ".work"       # scratch space of autograde runs
 
@@ -34,9 +37,11 @@ except ImportError:  # pragma: no cover
 def load_config(overrides: Config | None = None, root: Path | None = None) -> Config:
     """The course's nbgrader_config.py (+ overrides), with absolute course paths."""
     cfg = PyFileConfigLoader(CONFIG_FILE.name, path=str(CONFIG_FILE.parent)).load_config()
-    if root is not None:
-        cfg.CourseDirectory.root = str(root)
-        cfg.CourseDirectory.db_url = "sqlite:///" + str(Path(root) / "gradebook.db")
+    root = Path(root or COURSE)
+    cfg.CourseDirectory.root = str(root)
+    cfg.CourseDirectory.db_url = "sqlite:///" + str(root / "gradebook.db")
+    if root != CODE and not (root / "source").exists():
+        cfg.CourseDirectory.source_directory = str(COURSE / "source")
     if overrides is not None:
         cfg.merge(overrides)
     return cfg

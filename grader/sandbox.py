@@ -39,8 +39,9 @@ from pathlib import Path
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, Enum, Integer, List, Unicode
 
-HERE = Path(__file__).resolve().parent  # the course folder
+HERE = Path(__file__).resolve().parent  # the grader package (and default course folder)
 REPO = HERE.parent
+COURSE = Path(os.environ.get("GRADER_COURSE_DIR") or HERE).resolve()
 
 WARNING = """
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
@@ -90,10 +91,21 @@ def _inside(path: Path, parent: Path) -> bool:
         return False
 
 
+def _open_to_others(path: Path) -> bool:
+    """Every folder from / to path can be traversed by any user."""
+    for folder in [path, *path.parents]:
+        try:
+            if not folder.stat().st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+    return True
+
+
 def default_hidden_paths() -> list[str]:
     """Folders the student's kernel must not see (replaced by empty tmpfs)."""
     paths = ["/root", "/home", "/srv", "/mnt", "/media", "/var/tmp", "/run", "/var/run",
-             str(HERE), str(REPO / ".git"), str(REPO / "tests")]
+             str(HERE), str(COURSE), str(REPO / ".git"), str(REPO / "tests")]
     # siblings of the repository (other checkouts, shared folders)
     try:
         paths += [str(p) for p in REPO.parent.iterdir() if p.is_dir() and p != REPO]
@@ -119,6 +131,8 @@ class SandboxKernelManager(AsyncKernelManager):
     extra_hidden_paths = List(Unicode(), help="more folders to hide").tag(config=True)
     runtime_root = Unicode("", help="where runtime folders are made (default: the course's "
                            ".work folder)").tag(config=True)
+    switch_user = Bool(True, help="run the kernel as `uid` when the grader runs as root"
+                       ).tag(config=True)
     preload = Bool(False, help="import numpy and the cnnlib reference before student code"
                    ).tag(config=True)
 
@@ -137,12 +151,22 @@ class SandboxKernelManager(AsyncKernelManager):
         return ok
 
     def _switch_user(self) -> bool:
-        return os.geteuid() == 0 and shutil.which("setpriv") is not None
+        if not (self.switch_user and os.geteuid() == 0 and shutil.which("setpriv")):
+            return False
+        if self._scratch is not None and not self._use_bwrap_quiet():
+            # without bubblewrap the other user must be able to reach the folders itself
+            for folder in (self._scratch, self._runtime):
+                if folder is not None and not _open_to_others(folder.parent):
+                    return False
+        return True
+
+    def _use_bwrap_quiet(self) -> bool:
+        return self.sandbox != "none" and bwrap_works()
 
     async def start_kernel(self, **kw):
         cwd = kw.get("cwd") or os.getcwd()
         self._scratch = _real(cwd)
-        root = Path(self.runtime_root) if self.runtime_root else HERE / ".work"
+        root = Path(self.runtime_root) if self.runtime_root else COURSE / ".work"
         root.mkdir(parents=True, exist_ok=True)
         self._runtime = Path(tempfile.mkdtemp(prefix="rt-", dir=root))
         os.chmod(self._runtime, 0o700)

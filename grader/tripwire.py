@@ -203,8 +203,7 @@ class Watch:
     def problem(self) -> str | None:
         """A student-facing sentence, or None when the call was clean."""
         if self.hits:
-            ran = ", ".join(self.hits[:3])
-            return (f"{self.name} ran {ran}: a graded function must be your own implementation, "
+            return (f"{self.name} ran {self.hits[0]}: a graded function must be your own implementation, "
                     f"not a call to a library's version of it. No points for this test.")
         if self.escapes:
             return (f"{self.name} called {', '.join(self.escapes[:3])}: graded functions must "

@@ -80,9 +80,9 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
 '''
 # reads the engine's source from disk and runs a private copy of it
 OUTPUT_SIZE_FROM_DISK = '''
-import sys as _s, types as _t, glob as _g
+import sys as _s, types as _t, importlib.util as _u
 _m = _t.ModuleType("helpers"); _m.__package__ = "cnnlib"; _s.modules["helpers"] = _m
-_p = [p for p in _g.glob("/**/cnnlib/arch.py", recursive=True) if "site-packages" not in p][0]
+_p = _u.find_spec("cnn" + "lib").submodule_search_locations[0] + "/arch.py"
 exec(compile(open(_p).read(), "helpers.py", "exec"), _m.__dict__)
 def output_size(n, k, stride=1, padding=0, dilation=1):
     """Borrowed."""
@@ -93,21 +93,21 @@ CONV_PATCH_REFERENCE = CONV_NO_BIAS + '''
 import cnnlib.functional as _F
 _F.conv2d = lambda x, w, b=None, stride=1, padding=0, **k: conv2d_forward(x, w, b, stride, padding)
 '''
-INFINITE = OUTPUT_SIZE + '''
+INFINITE = '''
 while True:
     pass
-'''
+''' + OUTPUT_SIZE
 IGNORES_SIGINT = CONV_IM2COL + '''
 import signal as _sig
 _sig.signal(_sig.SIGINT, _sig.SIG_IGN)
 while True:
     pass
 '''
-MEMORY_BOMB = CONV_IM2COL + '''
+MEMORY_BOMB = '''
 _hog = []
 while True:
     _hog.append(bytearray(50 * 2**20))
-'''
+''' + CONV_IM2COL
 FORK_BOMB = OUTPUT_SIZE + '''
 import os as _os
 for _ in range(10000):
@@ -118,16 +118,27 @@ for _ in range(10000):
 while True:
     pass
 '''
+# Looks for the solutions, the gradebook, other submissions, the repository's history and
+# tests; if it can read any of them, output_size is sabotaged and the score shows it.
 READ_SECRETS = OUTPUT_SIZE + '''
-import glob as _g, os as _os
-_found = [p for p in _g.glob("/work/**/source/a1-convolution/*.ipynb", recursive=True)
-          + _g.glob("/**/gradebook.db", recursive=True) if _os.path.getsize(p) > 0]
-assert not _found, f"could read {_found}"
+import glob as _g, os as _os, importlib.util as _u
+_course = _os.path.dirname(_u.find_spec("grader").origin)
+_repo = _os.path.dirname(_course)
+_found = []
+for _pattern in [_course + "/source/*/*.ipynb", _course + "/gradebook.db", _course + "/submitted/*/*/*.ipynb",
+                 _course + "/autograded/*/*/*.ipynb", _course + "/.work/*/students/*/gradebook.db",
+                 _repo + "/.git/HEAD", _repo + "/tests/planted/*.py", "/tmp/*/*/source/*/*.ipynb",
+                 "/tmp/**/gradebook.db", "/root/*", "/home/*/*"]:
+    _found += [p for p in _g.glob(_pattern, recursive=True) if _os.path.isfile(p)]
+if _found:
+    print("readable:", _found[:5])
+    def output_size(n, k, stride=1, padding=0, dilation=1):
+        return -1
 '''
 # grade everything as correct if the secrets were readable (they are not)
 STEAL_SOLUTION = '''
-import glob as _g, json as _j
-_src = [p for p in _g.glob("/**/source/a1-convolution/a1-convolution.ipynb", recursive=True)]
+import json as _j, os as _os, importlib.util as _u
+_src = [_os.path.dirname(_u.find_spec("grader").origin) + "/source/a1-convolution/a1-convolution.ipynb"]
 _cells = [c for c in _j.load(open(_src[0]))["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") in ("output_size", "conv2d_forward")]
 for _c in _cells:
     exec("".join(_c["source"]).replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", ""))
@@ -139,7 +150,9 @@ try:
     _reached = True
 except OSError:
     _reached = False
-assert not _reached, "the network was reachable"
+if _reached:
+    def output_size(n, k, stride=1, padding=0, dilation=1):
+        return -1
 '''
 EDIT_TESTS = "edit-tests"
 
@@ -181,13 +194,13 @@ EXPECTED = {
     "disguised-import": (FULL - CONV, "graded"),
     "source-from-disk": (FULL - 3, "graded"),
     "patch-reference": (FULL - 7, "graded"),        # the private reference sees through the patch
-    "infinite-loop": (FULL - 3, "graded"),          # output_size never defined: its tests fail
+    "infinite-loop": (FULL - 3, "graded"),          # stopped before output_size is defined
     "ignores-sigint": (FULL - CONV, "graded"),
-    "memory-bomb": (FULL - CONV, "graded"),
+    "memory-bomb": (FULL - CONV, "graded"),         # MemoryError before conv2d_forward is defined
     "fork-bomb": (FULL - 3, "graded"),
-    "read-secrets": (FULL, "graded"),               # nothing readable: its own assertion passes
+    "read-secrets": (FULL, "graded"),               # nothing readable, so output_size is intact
     "steal-solution": (0 + 2, "graded"),            # nothing to steal: only the exercise (filled in) scores
-    "network": (FULL, "graded"),                     # network unreachable: its own assertion passes
+    "network": (FULL, "graded"),                     # network unreachable, so output_size is intact
     "edited-tests": (FULL - CONV + 1, "graded"),    # the tests were restored: flipped kernel fails
     "stub": (0, "graded"),
     "not-json": (None, "failed"),

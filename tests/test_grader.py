@@ -1,0 +1,186 @@
+"""The grader end to end: validation, release, planted submissions, autograde, export, feedback.
+
+Runs in a copy of the course (GRADER_COURSE_DIR), with short time limits.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCE = REPO / "grader" / "source" / "a1-convolution" / "a1-convolution.ipynb"
+sys.path.insert(0, str(REPO / "tests"))
+from planted import a1_convolution as planted  # noqa: E402
+
+LIMITS = ["--cell-timeout", "4", "--notebook-budget", "30", "--memory-mb", "1024"]
+
+
+def grader(*args, course: Path, check: bool = True, timeout: int = 400):
+    env = dict(os.environ, GRADER_COURSE_DIR=str(course), PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, "-m", "grader", *map(str, args)], env=env, cwd=course,
+                          capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def rows(text: str) -> dict[str, dict]:
+    return {r["student_id"]: r for r in csv.DictReader(io.StringIO(text))}
+
+
+# ---------------------------------------------------------------- nbgrader's validator
+def test_source_passes_its_own_tests_and_validator_reports_failures(tmp_path):
+    from nbgrader.validator import Validator
+
+    assert Validator().validate(str(SOURCE)) == {}
+    nb = nbformat.read(SOURCE, as_version=4)
+    for cell in nb.cells:  # plant a flipped kernel in the solution
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "conv2d_forward":
+            cell.source = cell.source.replace("w[:, :, u, v]", "w[:, :, -1 - u, -1 - v]")
+    wrong = tmp_path / "a1-convolution.ipynb"
+    nbformat.write(nb, wrong)
+    failures = Validator().validate(str(wrong))
+    assert failures and "failed" in failures
+
+
+# ---------------------------------------------------------------- one graded class
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grader")
+    course = root / "course"
+    shutil.copytree(REPO / "grader" / "source", course / "source")
+    grader("release", "a1-convolution", course=course)
+    release = course / "release" / "a1-convolution" / "a1-convolution.ipynb"
+    submissions = root / "submissions"
+    planted.make_class(release, submissions)
+    run = grader("autograde", "a1-convolution", "--submissions", submissions, "--workers", "2",
+                 "--no-progress", *LIMITS, course=course)
+    export = grader("export", course=course).stdout
+    return {"course": course, "submissions": submissions, "run": run, "export": rows(export),
+            "release": release}
+
+
+def test_release_hides_solutions_and_hidden_tests(graded):
+    text = graded["release"].read_text()
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+    assert "default_rng(202)" not in text
+    assert "raise NotImplementedError()" in text
+
+
+@pytest.mark.parametrize("variant", sorted(planted.EXPECTED))
+def test_planted_submission_score_and_status(graded, variant):
+    score, status = planted.EXPECTED[variant]
+    row = graded["export"][variant]
+    assert row["status"] == status, row
+    assert row["max_score"] == "15"
+    if status == "failed":
+        assert row["score"] == "" and row["message"], row
+    else:
+        assert float(row["score"]) == score, row
+
+
+def test_released_stub_scores_zero(graded):
+    assert graded["export"]["stub"]["score"] == "0"
+
+
+def test_failures_say_why(graded):
+    ex = graded["export"]
+    assert "not valid JSON" in ex["not-json"]["message"]
+    assert "lost its grading metadata" in ex["stripped-metadata"]["message"]
+    assert "test_conv2d_by_hand" in ex["deleted-cell"]["message"]
+    assert "IntegrityError" in ex["disguised-import"]["message"]
+    assert "a copy of its code" in ex["source-from-disk"]["message"]
+    assert "KernelKilled" in ex["ignores-sigint"]["message"]
+    assert "CellTimeoutError" in ex["infinite-loop"]["message"]
+    assert "restored" in ex["edited-tests"]["message"]
+    line = graded["run"].stdout.strip().splitlines()[-1]
+    assert re.search(r"21 submissions, 18 graded, 3 failed in [\d.]+ s", line), line
+
+
+def test_limits_contained_the_hostile_ones(graded):
+    nb = graded["course"] / "autograded" / "memory-bomb" / "a1-convolution" / "a1-convolution.ipynb"
+    text = nb.read_text()
+    assert "MemoryError" in text
+    fork = (graded["course"] / "autograded" / "fork-bomb" / "a1-convolution"
+            / "a1-convolution.ipynb").read_text()
+    assert "KernelKilled" in fork or "Resource temporarily unavailable" in fork
+
+
+def test_by_test_export(graded):
+    text = grader("export", "--by-test", course=graded["course"]).stdout
+    header = text.splitlines()[0]
+    assert header == "student_id,assignment,notebook,grade_id,score,max_score"
+    mine = [r for r in csv.DictReader(io.StringIO(text)) if r["student_id"] == "forgot-stride"]
+    scores = {r["grade_id"]: float(r["score"]) for r in mine}
+    assert scores["test_conv2d_hidden_stride_padding"] == 0
+    assert scores["test_conv2d_hidden_channels"] == 2
+    assert scores["test_output_size"] == 1
+    assert not any(r["student_id"] == "not-json" for r in csv.DictReader(io.StringIO(text)))
+
+
+def test_feedback_has_no_hidden_tests_and_offline_math(graded):
+    course = graded["course"]
+    grader("feedback", "a1-convolution", course=course)
+    source = SOURCE.read_text()
+    hidden = re.findall(r"BEGIN HIDDEN TESTS(.*?)END HIDDEN TESTS", json.loads(source) and source, re.S)
+    hidden_lines = {ln.strip().strip('",').replace('\\"', '"') for block in hidden
+                    for ln in block.split("\\n") if len(ln.strip()) > 20}
+    pages = list((course / "feedback").glob("*/a1-convolution/a1-convolution.html"))
+    assert len(pages) == 18
+    for page in pages:
+        html = page.read_text()
+        assert "HIDDEN TESTS" not in html
+        for line in hidden_lines:
+            assert line not in html, (page, line)
+        assert not re.search(r'<script[^>]*src="https?://', html), page
+        assert 'src="mathjax/tex-svg.js"' in html
+        assert (page.parent / "mathjax" / "tex-svg.js").stat().st_size > 100_000
+    flipped = (course / "feedback" / "flipped-kernel" / "a1-convolution" / "a1-convolution.html").read_text()
+    assert "the kernel is flipped" in flipped
+
+
+def test_regrading_replaces_the_previous_result(graded):
+    course, subs = graded["course"], graded["submissions"]
+    # the student fixes the stride bug and submits again
+    planted.make(graded["release"], subs / "forgot-stride" / "a1-convolution", "correct-im2col")
+    grader("autograde", "a1-convolution", "--submissions", subs, "--student", "forgot-stride",
+           "--no-progress", *LIMITS, course=course)
+    after = rows(grader("export", course=course).stdout)
+    assert after["forgot-stride"]["score"] == "13"
+    assert after["correct-loops"] == graded["export"]["correct-loops"]
+
+
+def test_the_sandbox_is_what_keeps_secrets(graded, tmp_path):
+    """Control: without the sandbox the same planted submissions do read the secrets."""
+    course, subs = graded["course"], graded["submissions"]
+    control = tmp_path / "control"
+    for name in ("read-secrets", "steal-solution"):
+        shutil.copytree(subs / name, control / name)
+    grader("autograde", "a1-convolution", "--submissions", control, "--sandbox", "none",
+           "--no-progress", *LIMITS, course=course)
+    after = rows(grader("export", course=course).stdout)
+    assert float(after["read-secrets"]["score"]) < 13
+    assert float(after["steal-solution"]["score"]) > 2
+
+
+# ---------------------------------------------------------------- the student's check
+def test_check_passes_a_correct_notebook_and_explains_a_wrong_one(graded, tmp_path):
+    good = planted.make(graded["release"], tmp_path / "good", "correct-loops")
+    proc = grader("check", good, course=graded["course"], check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "4 of 4 passed" in proc.stdout and "hidden tests" in proc.stdout
+    bad = planted.make(graded["release"], tmp_path / "bad", "forgot-stride")
+    proc = grader("check", bad, course=graded["course"], check=False)
+    assert proc.returncode == 1
+    assert "FAIL  test_conv2d_shapes" in proc.stdout
+    assert "returned shape (2, 4, 5, 8), expected (2, 4, 3, 4)" in proc.stdout
