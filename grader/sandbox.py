@@ -251,8 +251,10 @@ class SandboxKernelManager(AsyncKernelManager):
         made: set[Path] = set()
         exposed: list[Path] = []
 
+        tmpfs_roots = hidden + [Path("/tmp"), Path("/dev/shm")]
+
         def expose(path: Path, flag: str):
-            under = [h for h in hidden if _inside(path, h)]
+            under = [h for h in tmpfs_roots if _inside(path, h)]
             if not under:
                 return False
             if any(_inside(path, e) for e in exposed):
