@@ -263,7 +263,13 @@ def autograde(assignment: str, submissions: Path | None = None, workers: int | N
             while pending or busy:
                 for w in pool:
                     if w.job is None and pending:
-                        w.send(pending.pop(0))
+                        student = pending.pop(0)
+                        try:
+                            w.send(student)
+                        except OSError:  # the worker is gone: replace it and try again
+                            w.kill()
+                            w.start()
+                            w.send(student)
                         busy[w.slot] = w
                 readable = [w.proc.stdout for w in busy.values()]
                 ready, _, _ = select.select(readable, [], [], 1.0)
@@ -281,11 +287,15 @@ def autograde(assignment: str, submissions: Path | None = None, workers: int | N
                         w.kill()
                     if line is None:
                         continue
-                    reply = json.loads(line)
+                    try:
+                        reply = json.loads(line)
+                    except ValueError:
+                        reply = {"ok": False, "message": f"the grading process answered {line[:200]!r}"}
                     student = w.job.student
                     w.job = None
                     del busy[w.slot]
-                    if w.proc.poll() is not None:
+                    if not reply.get("ok") and "student" not in reply:  # crashed or killed
+                        w.kill()
                         w.start()
                     _record(cfg, assignment, student, reply, results, summary, now)
                     save_results(assignment, results)
