@@ -87,6 +87,9 @@ def bench_layers(rounds: int, naive_batch: int) -> list[Row]:
         dpool = np.ones_like(pooled)
         pool = {"cnnlib": lambda: F.max_pool2d(y, 2)}
         pool_back = {"cnnlib": lambda: F.max_pool2d_backward(dpool, y, 2)}
+        # A training step needs both; PyTorch's forward saves argmax indices for its backward,
+        # while cnnlib's backward recomputes them from x (the functional contract).
+        pool_step = {"cnnlib": lambda: F.max_pool2d_backward(dpool, y, 2) + F.max_pool2d(y, 2).sum()}
         if torch is not None:
             tx, tw, tb, ty = (torch.from_numpy(v) for v in (x, w, b, y))
             tdy, tdpool = torch.from_numpy(dy), torch.from_numpy(dpool)
@@ -101,19 +104,16 @@ def bench_layers(rounds: int, naive_batch: int) -> list[Row]:
                     return torch.nn.functional.max_pool2d(ty, 2)
 
             forward["torch"], pool["torch"] = conv_forward, pool_forward
-            # autograd needs the forward graph, so time forward+backward and subtract the
-            # forward's median measured in the same rounds.
-            backward["torch"] = lambda: torch.autograd.grad(
-                torch.nn.functional.conv2d(txg, twg, tbg, padding=p), (txg, twg, tbg), tdy)
-            backward["torch forward"] = conv_forward
-            pool_back["torch"] = lambda: torch.autograd.grad(torch.nn.functional.max_pool2d(tyg, 2), (tyg,), tdpool)
-            pool_back["torch forward"] = pool_forward
+            # The graphs are built once; retain_graph lets each round time the backward alone.
+            conv_graph = torch.nn.functional.conv2d(txg, twg, tbg, padding=p)
+            pool_graph = torch.nn.functional.max_pool2d(tyg, 2)
+            backward["torch"] = lambda: torch.autograd.grad(conv_graph, (txg, twg, tbg), tdy, retain_graph=True)
+            pool_back["torch"] = lambda: torch.autograd.grad(pool_graph, (tyg,), tdpool, retain_graph=True)
+            pool_step["torch"] = lambda: torch.autograd.grad(torch.nn.functional.max_pool2d(tyg, 2), (tyg,), tdpool)
 
         t_fwd, t_bwd = _median_times(forward, rounds), _median_times(backward, rounds)
         t_pool, t_pool_back = _median_times(pool, rounds), _median_times(pool_back, rounds)
-        for t in (t_bwd, t_pool_back):
-            if "torch" in t:
-                t["torch"] = max(t["torch"] - t.pop("torch forward"), 1e-9)
+        t_pool_step = _median_times(pool_step, rounds)
 
         # Naive loops on a reduced batch, scaled linearly in N (they are linear in N).
         xs, ys = x[:naive_batch], y[:naive_batch]
@@ -128,6 +128,7 @@ def bench_layers(rounds: int, naive_batch: int) -> list[Row]:
                 2 * flops / t_bwd["cnnlib"] / 1e9, 2 * flops / t_bwd["matmul"] / 1e9),
             Row("max_pool2d 2x2 forward", label, t_pool["cnnlib"], naive_pool, t_pool.get("torch")),
             Row("max_pool2d 2x2 backward", label, t_pool_back["cnnlib"], None, t_pool_back.get("torch")),
+            Row("max_pool2d 2x2 forward+backward", label, t_pool_step["cnnlib"], None, t_pool_step.get("torch")),
         ]
     return rows
 

@@ -380,3 +380,16 @@ def test_type_errors_for_non_numeric_arguments():
         F.conv2d(x4, w4, stride=1.5)
     with pytest.raises(TypeError, match="must hold numbers"):
         F.conv2d(np.array([["a"]]).reshape(1, 1, 1, 1), np.zeros((1, 1, 1, 1)))
+
+
+@pytest.mark.parametrize("case", [dict(kernel_size=2), dict(kernel_size=2, stride=1, padding=1),
+                                  dict(kernel_size=3, stride=2, ceil_mode=True)])
+def test_max_pool2d_nan_propagates_and_routes_gradient_like_pytorch(case):
+    x = np.array([[[[1.0, np.nan, np.nan, 4.0], [2.0, np.nan, 0.0, 4.0], [5.0, 5.0, 1.0, np.nan],
+                    [0.0, 3.0, 3.0, 2.0]]]])
+    xt = torch.tensor(x, requires_grad=True)
+    yt = T.max_pool2d(xt, **case)
+    dy = np.arange(1.0, yt.numel() + 1).reshape(yt.shape)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_array_equal(F.max_pool2d(x, **case), yt.detach().numpy())  # NaN where torch has NaN
+    np.testing.assert_array_equal(F.max_pool2d_backward(dy, x, **case), xt.grad.numpy())

@@ -58,31 +58,38 @@ def _pool(op, x, kernel_size, stride, padding, dilation, ceil_mode) -> _Pool:
     return _Pool(x, kernel, stride, padding, dilation, out)
 
 
-def _argmax(p: _Pool) -> np.ndarray:
-    """For each window, the offset (row-major index inside the window) of its maximum.
+def _window_max(p: _Pool, xp: np.ndarray) -> np.ndarray:
+    """Max over each window of the (-inf padded) input; np.maximum propagates NaN, as PyTorch does."""
+    y = None
+    for _, (sh, sw) in p.slices():
+        y = xp[:, :, sh, sw].copy() if y is None else np.maximum(y, xp[:, :, sh, sw], out=y)
+    return y
 
-    PyTorch's CPU kernel scans the real pixels of a window in row-major order, starting from the
-    first real one, and moves on when a value is larger or is NaN; so ties go to the first
-    maximum, NaN wins, and padding never does, even against -inf.
+
+def _winners(p: _Pool):
+    """Yield ``(slices, hit)`` per kernel offset, where ``hit`` marks the windows whose
+    gradient goes to the pixel at that offset.
+
+    PyTorch's CPU kernel scans a window's real pixels in row-major order and moves on when a
+    value is larger or is NaN. So the winner is the first real pixel equal to the maximum
+    (padding never wins, even against -inf), or, in a window holding NaN, its last NaN: the first
+    one met scanning backwards.
     """
     xp = p.padded(p.x, -np.inf)
-    real = p.padded(np.ones((1, 1, *p.x.shape[2:]), dtype=bool), False)[0, 0]
-    windows = list(p.slices())
-    # Start each window at its first real pixel (a cheap (H_out, W_out) pass per offset).
-    index = np.zeros(p.out, dtype=np.intp)
-    for k, (_, (sh, sw)) in reversed(list(enumerate(windows))):
-        index[real[sh, sw]] = k
-    index = np.broadcast_to(index, (*p.x.shape[:2], *p.out)).copy()
-    best = np.full(index.shape, -np.inf, dtype=p.x.dtype)
-    check_nan = bool(np.isnan(p.x).any())  # an extra pass per offset only when NaN is present
-    for k, (_, (sh, sw)) in enumerate(windows):
-        value = xp[:, :, sh, sw]
-        take = value > best
-        if check_nan:
-            take |= np.isnan(value)
-        np.copyto(best, value, where=take)
-        np.copyto(index, k, where=take)
-    return index
+    real = None if xp is p.x else p.padded(np.ones((1, 1, *p.x.shape[2:]), dtype=bool), False)[0, 0]
+    y = _window_max(p, xp)
+    taken = np.zeros(y.shape, dtype=bool)
+    offsets = list(p.slices())
+    passes = [(offsets, lambda v: v == y)]
+    if np.isnan(y).any():
+        passes.append((offsets[::-1], np.isnan))
+    for order, matches in passes:
+        for _, (sh, sw) in order:
+            hit = matches(xp[:, :, sh, sw]) & ~taken
+            if real is not None:
+                hit &= real[sh, sw]
+            taken |= hit
+            yield (sh, sw), hit
 
 
 def max_pool2d(x: np.ndarray, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
@@ -102,12 +109,7 @@ def max_pool2d(x: np.ndarray, kernel_size: IntOrTuple, stride: IntOrTuple | None
         y of shape (N, C, H_out, W_out).
     """
     p = _pool("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
-    xp = p.padded(p.x, -np.inf)
-    y = None
-    for _, (sh, sw) in p.slices():
-        # np.maximum propagates NaN, as PyTorch's max pooling does.
-        y = xp[:, :, sh, sw].copy() if y is None else np.maximum(y, xp[:, :, sh, sw], out=y)
-    return y
+    return _window_max(p, p.padded(p.x, -np.inf))
 
 
 def max_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: IntOrTuple,
@@ -124,10 +126,9 @@ def max_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: IntOrTuple,
     """
     p = _pool("max_pool2d_backward", x, kernel_size, stride, padding, dilation, ceil_mode)
     dy = check_gradient("max_pool2d_backward", dy, (*p.x.shape[:2], *p.out), p.x.dtype)
-    index = _argmax(p)
     dxp = p.zeros_padded()
-    for k, (_, (sh, sw)) in enumerate(p.slices()):
-        dxp[:, :, sh, sw] += dy * (index == k)
+    for (sh, sw), hit in _winners(p):
+        dxp[:, :, sh, sw] += dy * hit
     return p.crop(dxp)
 
 
