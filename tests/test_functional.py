@@ -76,6 +76,7 @@ def scipy_conv(x, w, b, stride, padding, dilation, groups):
     return np.array(outputs)
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")  # PyTorch notes its own internal copy
 @pytest.mark.parametrize("nd", [1, 2, 3])
 def test_conv_forward_matches_scipy_and_torch(nd):
     rng = np.random.default_rng(nd)
