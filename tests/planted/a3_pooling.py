@@ -130,6 +130,13 @@ Y_avg = Y.reshape(2, 2, 2, 2).mean(axis=(1, 3))
 DUKE_FLIPPED = DUKE.replace("* W[c])", "* W[c, ::-1, ::-1])")
 # the bias is added to every channel's map
 DUKE_BIAS_PER_CHANNEL = DUKE.replace("per_channel.sum(axis=0) + BIAS", "(per_channel + BIAS).sum(axis=0)")
+# PyTorch's max pooling
+MAX_FORWARD_TORCH = '''
+import torch as _torch
+def max_pool2d_forward(x, kernel_size, stride):
+    """Borrowed from PyTorch."""
+    return _torch.nn.functional.max_pool2d(_torch.from_numpy(x), kernel_size, stride).numpy()
+'''
 ANSWER = "Windows overlap, so a pixel can be the maximum of two windows; the gradients add."
 
 CORRECT = {"max_pool2d_forward": MAX_FORWARD, "max_pool2d_backward": MAX_BACKWARD,
@@ -151,6 +158,7 @@ VARIANTS = {
     "duke-flipped": _v(duke_solution=DUKE_FLIPPED),
     "duke-bias-per-channel": _v(duke_solution=DUKE_BIAS_PER_CHANNEL),
     "disguised-import": _v(max_pool2d_backward=MAX_BACKWARD_DISGUISED),
+    "torch": _v(max_pool2d_forward=MAX_FORWARD_TORCH),
     "stub": {},
 }
 
@@ -170,6 +178,7 @@ EXPECTED = {
     "duke-flipped": (FULL - 1 - 2 - 2, "graded"),
     "duke-bias-per-channel": (FULL - 2 - 2, "graded"),
     "disguised-import": (FULL - MAX_BACKWARD_POINTS, "graded"),
+    "torch": (FULL - 2 - 2 - 1, "graded"),           # the max-pooling forward tests
     "stub": (0, "graded"),
 }
 
