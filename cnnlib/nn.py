@@ -157,7 +157,8 @@ class _ConvNd(Module):
 
     def extra_repr(self):
         c_out, c_in_g = self.weight.shape[:2]
-        args = ", ".join(f"{k}={v}" for k, v in self.args.items() if v not in (1, 0))
+        defaults = dict(stride=1, padding=0, dilation=1, groups=1)
+        args = ", ".join(f"{k}={v}" for k, v in self.args.items() if v != defaults[k])
         return (f"{c_in_g * self.args['groups']}, {c_out}, kernel_size={self.weight.shape[2:]}"
                 + (", " + args if args else "") + ("" if self.bias is not None else ", bias=False"))
 

@@ -77,7 +77,8 @@ def fit(model: Module, x: np.ndarray, y: np.ndarray, optimizer: Optimizer, *, ep
     rng = generator(rng)
     history = History()
     steps = -(-len(x) // batch_size)
-    bar = tqdm(total=epochs * steps, disable=not progress, unit="batch", leave=False)
+    # Not even a disabled bar without progress: constructing one starts tqdm's monitor thread.
+    bar = tqdm(total=epochs * steps, unit="batch", leave=False) if progress else None
     for epoch in range(epochs):
         start = time.perf_counter()
         model.train()
@@ -92,8 +93,9 @@ def fit(model: Module, x: np.ndarray, y: np.ndarray, optimizer: Optimizer, *, ep
             optimizer.step()
             total += value * len(batch)
             correct += int(np.sum(logits.argmax(axis=1) == y[batch]))
-            bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{value:.4f}")
+            if bar is not None:
+                bar.update()
+                bar.set_postfix(epoch=epoch + 1, loss=f"{value:.4f}")
         history.train_loss.append(total / len(x))
         history.train_accuracy.append(correct / len(x))
         if validation is not None:
@@ -101,5 +103,6 @@ def fit(model: Module, x: np.ndarray, y: np.ndarray, optimizer: Optimizer, *, ep
             history.val_loss.append(val_loss)
             history.val_accuracy.append(val_acc)
         history.seconds.append(time.perf_counter() - start)
-    bar.close()
+    if bar is not None:
+        bar.close()
     return history

@@ -162,3 +162,17 @@ def test_fit_rejects_mismatched_data():
     model = digits_cnn()
     with pytest.raises(ValueError, match="x has 3 samples but y has 2"):
         train.fit(model, np.zeros((3, 1, 8, 8)), np.zeros(2, int), optim.SGD(model.parameters()), progress=False)
+
+
+def test_fit_without_progress_starts_no_thread():
+    import threading
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    before = threading.active_count()
+    train.fit(model, np.zeros((3, 1, 2, 2)), np.zeros(3, int), optim.SGD(model.parameters()), progress=False)
+    assert threading.active_count() == before
+
+
+def test_conv_repr_shows_non_default_arguments():
+    assert repr(nn.Conv2d(1, 4, 3, padding=1)) == "Conv2d(1, 4, kernel_size=(3, 3), padding=1)"
+    assert repr(nn.Conv2d(2, 4, 3, stride=2, groups=2, bias=False)) == \
+        "Conv2d(2, 4, kernel_size=(3, 3), stride=2, groups=2, bias=False)"
