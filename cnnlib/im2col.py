@@ -5,12 +5,20 @@ offsets. For a fixed offset the input pixels it touches, across all positions, f
 slice of the padded input. So we loop over the few kernel offsets and copy whole slices
 (the idea of Chainer's ``im2col``), and ``col2im``, the adjoint, adds them back.
 
-Layouts: inputs are ``(N, C, *spatial)``; columns are ``(C, *kernel, N, *out)``, which reshapes
-without copying to ``(C * prod(kernel), N * prod(out))``, the right operand of one GEMM.
+Layouts: inputs are ``(N, C, *spatial)``; columns are ``(C, *kernel, N, *grid)``, which reshapes
+without copying to ``(C * prod(kernel), N * prod(grid))``, the right operand of one GEMM.
+
+The grid. With stride 1 there is a cheaper copy: if window positions are laid out on the padded
+input's own grid, ``(out[0], *padded[1:])`` instead of ``out``, then one offset's pixels are a
+single contiguous run of the flattened padded input, one memcpy per (channel, sample). The
+price is a few extra positions per row (windows that wrap into the next row) whose values are
+garbage; :func:`from_grid` crops them, and :func:`to_grid` fills them with zeros where a
+gradient flows back, so they contribute nothing.
 """
 from __future__ import annotations
 
 import itertools
+from math import prod
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -47,25 +55,68 @@ def pad_for_windows(x: np.ndarray, before: Sequence[int], kernel: Sequence[int],
     return np.pad(x, [(0, 0), (0, 0), *zip(before, after)], constant_values=value)
 
 
+def grid(padded: Sequence[int], stride: Sequence[int], out: Sequence[int]) -> tuple[int, ...]:
+    """Where the columns lay out window positions: the padded grid for stride 1, else ``out``."""
+    return (out[0], *padded[1:]) if all(s == 1 for s in stride) else tuple(out)
+
+
+def to_grid(a: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Embed ``a`` (..., *out) in zeros of shape (..., *shape)."""
+    nd = len(shape)
+    if a.shape[-nd:] == tuple(shape):
+        return a
+    g = np.zeros((*a.shape[:-nd], *shape), dtype=a.dtype)
+    g[(..., *(slice(0, n) for n in a.shape[-nd:]))] = a
+    return g
+
+
+def from_grid(a: np.ndarray, out: Sequence[int]) -> np.ndarray:
+    """The ``out`` corner of ``a`` (..., *grid): a view that drops the wrapped positions."""
+    return a[(..., *(slice(0, n) for n in out))]
+
+
+def _runs(padded, kernel, dilation, length):
+    """Per kernel offset on the flat padded input: (offset, start, how much of the run exists)."""
+    steps = [prod(padded[i + 1:]) for i in range(len(padded))]
+    total = prod(padded)
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        start = sum(o * d * step for o, d, step in zip(offset, dilation, steps))
+        # The last row's run may overhang the end; those positions are wrapped ones, cropped later.
+        yield offset, start, min(length, total - start)
+
+
 def im2col(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int],
            dilation: Sequence[int], out: Sequence[int]) -> np.ndarray:
-    """Columns of the padded input ``xp`` (N, C, *padded): returns ``(C, *kernel, N, *out)``."""
-    n, c = xp.shape[:2]
-    col = np.empty((c, *kernel, n, *out), dtype=xp.dtype)
+    """Columns of the padded input ``xp`` (N, C, *padded): returns ``(C, *kernel, N, *grid)``."""
+    n, c, padded = xp.shape[0], xp.shape[1], xp.shape[2:]
+    g = grid(padded, stride, out)
+    col = np.empty((c, *kernel, n, *g), dtype=xp.dtype)
     source = xp.swapaxes(0, 1)  # (C, N, *padded), so each copy fills a contiguous block of col
-    for offset, window in windows(kernel, stride, dilation, out):
-        col[(slice(None), *offset)] = source[(slice(None), slice(None), *window)]
+    if g == tuple(out):
+        for offset, window in windows(kernel, stride, dilation, out):
+            col[(slice(None), *offset)] = source[(slice(None), slice(None), *window)]
+        return col
+    flat, runs = source.reshape(c, n, -1), col.reshape(c, *kernel, n, -1)
+    for offset, start, length in _runs(padded, kernel, dilation, runs.shape[-1]):
+        runs[(slice(None), *offset, slice(None), slice(0, length))] = flat[:, :, start:start + length]
+        runs[(slice(None), *offset, slice(None), slice(length, None))] = 0  # keep wrapped values finite
     return col
 
 
 def col2im(col: np.ndarray, padded: Sequence[int], stride: Sequence[int],
-           dilation: Sequence[int]) -> np.ndarray:
-    """Adjoint of :func:`im2col`: scatter-add ``col`` (C, *kernel, N, *out) into an array of
-    shape ``(N, C, *padded)``. Overlapping windows add up, which is what a gradient needs."""
+           dilation: Sequence[int], out: Sequence[int]) -> np.ndarray:
+    """Adjoint of :func:`im2col`: scatter-add ``col`` (C, *kernel, N, *grid) into an array of
+    shape ``(N, C, *padded)``. Overlapping windows add up, which is what a gradient needs; on
+    the stride-1 grid the wrapped positions of ``col`` must hold zeros (see :func:`to_grid`)."""
     nd = len(padded)
-    c, kernel, n, out = col.shape[0], col.shape[1:1 + nd], col.shape[1 + nd], col.shape[2 + nd:]
+    c, kernel, n = col.shape[0], col.shape[1:1 + nd], col.shape[1 + nd]
     target = np.zeros((c, n, *padded), dtype=col.dtype)
-    for offset, window in windows(kernel, stride, dilation, out):
-        # Within one offset the slice positions are distinct, so += on a strided view is exact.
-        target[(slice(None), slice(None), *window)] += col[(slice(None), *offset)]
+    if grid(padded, stride, out) == tuple(out):
+        for offset, window in windows(kernel, stride, dilation, out):
+            # Within one offset the slice positions are distinct, so += on a strided view is exact.
+            target[(slice(None), slice(None), *window)] += col[(slice(None), *offset)]
+    else:
+        flat, runs = target.reshape(c, n, -1), col.reshape(c, *kernel, n, -1)
+        for offset, start, length in _runs(padded, kernel, dilation, runs.shape[-1]):
+            flat[:, :, start:start + length] += runs[(slice(None), *offset, slice(None), slice(0, length))]
     return target.swapaxes(0, 1)

@@ -21,16 +21,17 @@ import numpy as np
 
 from .._params import (IntOrTuple, as_array, as_tuple, check_bias, check_gradient, conv_padding,
                        window_count)
-from ..im2col import col2im, im2col, pad_for_windows
+from ..im2col import col2im, from_grid, grid, im2col, pad_for_windows, padding_after, to_grid
 
 
 def _correlate(x, weight, stride, before, dilation, groups, out):
     """x (N, C_in, *in), weight (C_out, C_in/g, *k) -> (N, C_out, *out), without bias."""
     kernel, n, c_out = weight.shape[2:], x.shape[0], weight.shape[0]
     xp = pad_for_windows(x, before, kernel, stride, dilation, out)
-    col = im2col(xp, kernel, stride, dilation, out).reshape(groups, -1, n * prod(out))
-    y = np.matmul(weight.reshape(groups, c_out // groups, -1), col)
-    return np.ascontiguousarray(y.reshape(c_out, n, *out).swapaxes(0, 1))
+    col = im2col(xp, kernel, stride, dilation, out)
+    g = col.shape[-len(out):]
+    y = np.matmul(weight.reshape(groups, c_out // groups, -1), col.reshape(groups, -1, n * prod(g)))
+    return np.ascontiguousarray(from_grid(y.reshape(c_out, n, *g), out).swapaxes(0, 1))
 
 
 def _transpose(y, weight, stride, before, dilation, groups, size):
@@ -40,12 +41,13 @@ def _transpose(y, weight, stride, before, dilation, groups, size):
     """
     kernel, n, out = weight.shape[2:], y.shape[0], y.shape[2:]
     c_in = weight.shape[1] * groups
-    y_cols = y.swapaxes(0, 1).reshape(groups, y.shape[1] // groups, n * prod(out))
+    after = padding_after(size, before, kernel, stride, dilation, out)
+    padded = [b + m + a for b, m, a in zip(before, size, after)]
+    g = grid(padded, stride, out)
+    y_cols = to_grid(y.swapaxes(0, 1), g).reshape(groups, y.shape[1] // groups, n * prod(g))
     w = weight.reshape(groups, weight.shape[0] // groups, -1)
-    col = np.matmul(w.transpose(0, 2, 1), y_cols).reshape(c_in, *kernel, n, *out)
-    reach = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(out, stride, dilation, kernel)]
-    padded = [max(r, b + m) for r, b, m in zip(reach, before, size)]
-    xp = col2im(col, padded, stride, dilation)
+    col = np.matmul(w.transpose(0, 2, 1), y_cols).reshape(c_in, *kernel, n, *g)
+    xp = col2im(col, padded, stride, dilation, out)
     crop = tuple(slice(b, b + m) for b, m in zip(before, size))
     return np.ascontiguousarray(xp[(slice(None), slice(None), *crop)])
 
@@ -54,9 +56,10 @@ def _weight_grad(x, dy, kernel, stride, before, dilation, groups):
     """x (N, C_in, *in), dy (N, C_out, *out) -> dW (C_out, C_in/g, *kernel) of ``_correlate``."""
     n, c_in, out, c_out = x.shape[0], x.shape[1], dy.shape[2:], dy.shape[1]
     xp = pad_for_windows(x, before, kernel, stride, dilation, out)
-    col = im2col(xp, kernel, stride, dilation, out).reshape(groups, -1, n * prod(out))
-    dy_cols = dy.swapaxes(0, 1).reshape(groups, c_out // groups, -1)
-    dw = np.matmul(dy_cols, col.transpose(0, 2, 1))
+    col = im2col(xp, kernel, stride, dilation, out)
+    g = col.shape[-len(out):]
+    dy_cols = to_grid(dy.swapaxes(0, 1), g).reshape(groups, c_out // groups, -1)
+    dw = np.matmul(dy_cols, col.reshape(groups, -1, n * prod(g)).transpose(0, 2, 1))
     return dw.reshape(c_out, c_in // groups, *kernel)
 
 
