@@ -26,7 +26,7 @@ from pathlib import Path
 from queue import Empty
 from time import monotonic
 
-from jupyter_core.utils import run_sync
+from jupyter_core.utils import ensure_async, run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
@@ -43,7 +43,46 @@ def _error(ename: str, evalue: str) -> NotebookNode:
                         traceback=[f"{ename}: {evalue}"])
 
 
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def _children(pid: int) -> list[int] | None:
+    """Children of ``pid`` from /proc/PID/task/*/children (None: not supported here)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    found = []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                found.extend(int(c) for c in fh.read().split())
+        except FileNotFoundError:
+            return None
+        except OSError:
+            continue
+    return found
+
+
 def _descendants(pid: int) -> list[int]:
+    """Live (not zombie) descendants of ``pid``."""
+    found, todo = [], [pid]
+    while todo:
+        children = _children(todo.pop())
+        if children is None:
+            return _descendants_by_scan(pid)
+        for child in children:
+            todo.append(child)
+            if _state(child) not in ("Z", "X", "?"):
+                found.append(child)
+    return found
+
+
+def _descendants_by_scan(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -61,6 +100,13 @@ def _descendants(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+# Where kernels come from.  None: each notebook starts its own.  A worker of
+# ``python -m grader autograde`` installs a grader.pool.KernelPool here, which
+# hands out a kernel that was started (fresh, for this student only) while the
+# previous student was being graded.
+KERNELS = None
 
 
 class SandboxedExecute(Execute):
@@ -83,6 +129,7 @@ class SandboxedExecute(Execute):
 
     _cell_limit: float | None = None
     _timed_out = False
+    _kernel_info: dict | None = None
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
@@ -114,11 +161,103 @@ class SandboxedExecute(Execute):
                                           f"and was stopped"]}}
 
     # ---------------------------------------------------------------- the loop
-    async def _start(self) -> None:
-        self.km = self.create_kernel_manager()
-        await self.async_start_new_kernel()
-        await self.async_start_new_kernel_client()
+    async def _start(self, restart: bool = False) -> None:
+        try:
+            await self._start_once(fresh=restart)
+        except Exception as exc:
+            if KERNELS is None:
+                raise
+            # a kernel from the pool that died on the way (say, a user id at its process
+            # limit): one more try with a new kernel
+            self.log.warning("kernel start failed (%s); trying a new kernel", exc)
+            await self._kill()
+            await self._start_once(fresh=True)
         self._baseline = self._process_count()
+
+    async def _start_once(self, fresh: bool) -> None:
+        cwd = self.resources.get("metadata", {}).get("path") or None
+        self.km = None
+        if KERNELS is not None:
+            self.km = await KERNELS.get(cwd, kernel_name=self._kernel_name(),
+                                        extra_arguments=self._kernel_arguments(), fresh=fresh)
+        if self.km is None:
+            self.km = self.create_kernel_manager()
+            await self.async_start_new_kernel()
+        await self.async_start_new_kernel_client()
+        scratch = getattr(self.km, "_scratch", None)
+        if cwd and scratch is not None and Path(os.path.realpath(cwd)) != Path(scratch):
+            await self._chdir(cwd)  # a warm kernel, started in its empty scratch root
+
+    def _kernel_name(self) -> str:
+        return self.kernel_name or self.nb.metadata.get("kernelspec", {}).get("name") or "python3"
+
+    def _kernel_arguments(self) -> list[str]:
+        args = list(self.extra_arguments)
+        if self.ipython_hist_file and not any(a.startswith("--HistoryManager.hist_file") for a in args):
+            args.append(f"--HistoryManager.hist_file={self.ipython_hist_file}")
+        return args
+
+    async def async_start_new_kernel_client(self):
+        """nbclient's, with a readiness check that does not sleep.
+
+        jupyter_client's ``wait_for_ready`` ends by draining IOPub until it has been
+        quiet for 0.2 s, and retries kernel_info once a second: 0.2-0.5 s of idle time
+        per kernel.  The kernel is ready when it answers kernel_info on the shell
+        channel and a message has come through IOPub (so our subscription is live)."""
+        self.kc = self.km.client()
+        await ensure_async(self.kc.start_channels())
+        try:
+            self._kernel_info = await self._wait_ready(self.startup_timeout)
+        except Exception as exc:
+            self.log.error("the kernel did not become ready: %s", exc)
+            await self._kill()
+            raise
+        self.kc.allow_stdin = False
+        return self.kc
+
+    async def _wait_ready(self, timeout: float) -> dict:
+        end = monotonic() + timeout
+        sent: set[str] = set()
+        reply = None
+        while True:
+            if monotonic() > end:
+                raise RuntimeError(f"the kernel did not answer within {timeout} s")
+            if reply is None:
+                msg_id = self.kc.kernel_info()
+                sent.add(msg_id)
+                resend = monotonic() + 1.0
+                while reply is None and monotonic() < min(resend, end):
+                    try:
+                        msg = await self.kc.shell_channel.get_msg(timeout=0.05)
+                    except Empty:
+                        if not await ensure_async(self.km.is_alive()):
+                            raise RuntimeError("the kernel died before replying to kernel_info")
+                        continue
+                    if msg["parent_header"].get("msg_id") in sent:
+                        reply = msg
+                continue
+            # any IOPub message (the status of our request) proves the subscription works
+            try:
+                await self.kc.iopub_channel.get_msg(timeout=0.05)
+                return reply
+            except Empty:
+                reply = None  # ask again: its status messages will come through
+
+    async def _chdir(self, path: str) -> None:
+        """Move a warm kernel (started in an empty scratch root) into the notebook's folder."""
+        code = f"__import__('os').chdir({str(path)!r})"
+        msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False)
+        end = monotonic() + max(10.0, float(self.startup_timeout or 60))
+        while True:
+            left = end - monotonic()
+            if left <= 0:
+                raise RuntimeError("the kernel did not change to the notebook's folder")
+            msg = await self.kc.shell_channel.get_msg(timeout=left)
+            if msg["parent_header"].get("msg_id") == msg_id:
+                if msg["content"].get("status") != "ok":
+                    raise RuntimeError(f"the kernel could not change to {path}: "
+                                       f"{msg['content'].get('evalue', '')}")
+                return
 
     def _process_count(self) -> int | None:
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
@@ -127,20 +266,23 @@ class SandboxedExecute(Execute):
         return len(_descendants(process.pid))
 
     async def _kill(self) -> None:
+        km, kc = self.km, self.kc
+        self.km = self.kc = None
+        if kc is not None:
+            try:
+                kc.stop_channels()
+            except Exception:
+                pass
+        if km is None:
+            return
         try:
-            if self.km is not None:
-                await self.km.shutdown_kernel(now=True)
+            if hasattr(km, "kill_now"):
+                await km.kill_now()
+            else:
+                await km.shutdown_kernel(now=True)
+                await km.cleanup_resources()
         except Exception as exc:
             self.log.warning("kill failed: %s", exc)
-        try:
-            if self.km is not None:
-                await self.km.cleanup_resources()
-        except Exception:
-            pass
-        if self.kc is not None:
-            self.kc.stop_channels()
-        self.kc = None
-        self.km = None
 
     async def _responsive(self, grace: float) -> bool:
         try:
@@ -167,7 +309,7 @@ class SandboxedExecute(Execute):
             self._stop_reason = f"the kernel had to be restarted more than {self.max_restarts} times"
             return False
         try:
-            await self._start()
+            await self._start(restart=True)
         except Exception as exc:
             self._stop_reason = f"the kernel could not be restarted ({exc})"
             return False
@@ -198,8 +340,7 @@ class SandboxedExecute(Execute):
         self._stop_reason = ""
         await self._start()
         try:
-            msg_id = self.kc.kernel_info()
-            info = await self.async_wait_for_reply(msg_id)
+            info = self._kernel_info
             if info is not None and "language_info" in info["content"]:
                 self.nb.metadata["language_info"] = info["content"]["language_info"]
             for index, cell in enumerate(self.nb.cells):

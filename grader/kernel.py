@@ -42,12 +42,19 @@ def main(argv: list[str] | None = None) -> None:
         _limit(resource.RLIMIT_CPU, opts.cpu_seconds)
     _limit(resource.RLIMIT_CORE, 0)
     if opts.preload:
+        # What every test cell needs, loaded before the first cell (and, in a warm
+        # kernel, while the previous student is still being graded).  Only modules
+        # and the grader's private caches: the user namespace stays empty.
         try:
             import numpy  # noqa: F401
-            from grader import checks
+            from grader import checks, tripwire
             checks.reference("functional", "arch")
+            tripwire.engine_fingerprints()
         except Exception as exc:  # the tests will report it
             print(f"grader.kernel: preload failed: {exc}", file=sys.stderr)
+    # ipykernel imports debugpy (about 0.1 s) only to offer a debugger to a front end;
+    # nobody debugs an autograded notebook.
+    sys.modules.setdefault("debugpy", None)
     sys.argv = [sys.argv[0], *rest]
     from ipykernel import kernelapp
     kernelapp.launch_new_instance()

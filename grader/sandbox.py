@@ -27,12 +27,14 @@ the grader runs as root) and a loud warning is printed.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -185,6 +187,43 @@ class SandboxKernelManager(AsyncKernelManager):
         super().write_connection_file(**kwargs)
         if self._switch_user():
             os.chown(self.connection_file, self.uid, self.uid)
+
+    def adopt(self, path) -> None:
+        """Hand ``path`` (created inside the scratch root after the kernel started) and
+        everything under it to the kernel's user id, like the scratch copy at start."""
+        if self._scratch is None or not self._switch_user():
+            return
+        path = _real(path)
+        if not _inside(path, self._scratch):
+            raise ValueError(f"{path} is not inside the kernel's scratch folder {self._scratch}")
+        for folder in path.parents:
+            if not _inside(folder, self._scratch) or folder == self._scratch:
+                break
+            os.lchown(folder, self.uid, self.uid)
+        for base, dirs, files in os.walk(path):
+            for name in [base, *[os.path.join(base, d) for d in dirs],
+                         *[os.path.join(base, f) for f in files]]:
+                os.lchown(name, self.uid, self.uid)
+
+    async def kill_now(self) -> None:
+        """SIGKILL the kernel's process group and release everything, without the
+        0.1 s polling loops of ``shutdown_kernel(now=True)``.  Killing bwrap ends its
+        PID namespace, and with it every process the student started."""
+        process = getattr(self.provisioner, "process", None)
+        if process is not None:
+            try:
+                await self.provisioner.kill()
+            except Exception:  # already gone
+                pass
+            deadline = time.monotonic() + 5
+            while process.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.002)
+            if process.poll() is not None:
+                await self.provisioner.wait()
+        if self._control_socket is not None:
+            self._control_socket.close(linger=0)
+            self._control_socket = None
+        await self.cleanup_resources()
 
     async def interrupt_kernel(self) -> None:
         # bwrap does not pass SIGINT on; ask ipykernel over the control channel.
