@@ -7,12 +7,14 @@ The parent process (this module):
    reason and never reaches nbgrader;
 2. snapshots the gradebook into a template, then starts ``workers`` worker
    processes (``python -m grader.worker``); each grades one student at a time
-   with nbgrader's own ``Autograde`` into a private course folder (a copy of the
-   template gradebook, a scratch ``autograded/`` copy), the student's kernel
-   running in the sandbox;
-3. merges each finished student into the main gradebook and moves the
-   autograded notebook into ``grader/autograded/`` - the parent is the only
-   writer of the main gradebook;
+   with nbgrader's own ``Autograde`` into a private course folder (its own copy
+   of the template gradebook, a scratch ``autograded/`` copy per student), the
+   student's kernel running in the sandbox; a worker starts the next student's
+   kernel while it grades the current one (grader/pool.py);
+3. sends a free worker its next student at once, then merges the finished
+   student's grades (which the worker sends back) into the main gradebook and
+   moves the autograded notebook into ``grader/autograded/`` - the parent is
+   the only writer of the main gradebook;
 4. kills a worker that exceeds the hard limit for one submission (its student is
    ``failed``, the worker is replaced) - one student never stops the others;
 5. writes the status of every submission to ``grader/results/<assignment>.json``,
@@ -35,11 +37,28 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
+from . import speedups
 
-from . import course
+speedups.skip_format_grammars()  # before nbformat imports jsonschema
+
+import nbformat  # noqa: E402
+
+from . import course  # noqa: E402
 
 UID_BASE = 61000
+UIDS_PER_WORKER = 8  # kernels of one worker rotate through these user ids (grader/pool.py)
+
+
+def uid_block(workers: int) -> int:
+    """First user id of this run's kernels: a block of ``UIDS_PER_WORKER`` ids per worker.
+
+    Two runs on one machine (an instructor's and a test suite's) should not share user
+    ids, since the process limit is per user id: the block depends on the process id
+    (64 blocks between 61000 and 65095), and the pool skips an id that still has
+    processes anyway."""
+    size = max(1, workers) * UIDS_PER_WORKER
+    blocks = max(1, (65096 - UID_BASE) // size)
+    return UID_BASE + (os.getpid() % blocks) * size
 
 
 # ---------------------------------------------------------------- the results file
@@ -119,29 +138,31 @@ def snapshot_db(src: Path, dest: Path) -> None:
         a.backup(b)
 
 
-def merge_submission(cfg, worker_db: Path, assignment: str, student: str) -> None:
-    """Copy one student's autograde results from a worker's gradebook into the main one."""
-    from nbgrader.api import Gradebook
-
-    course_id = cfg.CourseDirectory.course_id
-    with Gradebook("sqlite:///" + str(worker_db), course_id) as src, \
-            Gradebook(cfg.CourseDirectory.db_url, course_id) as dst:
-        sub = src.find_submission(assignment, student)
-        dst.update_or_create_student(student)
-        kwargs = {"timestamp": sub.timestamp} if sub.timestamp else {}
-        dst.update_or_create_submission(assignment, student, **kwargs)
-        for nb in sub.notebooks:
-            dnb = dst.find_submission_notebook(nb.name, assignment, student)
-            dnb.flagged = nb.flagged
-            dnb.late_submission_penalty = nb.late_submission_penalty
-            for grade in nb.grades:
-                dg = dst.find_grade(grade.name, nb.name, assignment, student)
-                dg.auto_score = grade.auto_score
-                dg.needs_manual_grade = grade.needs_manual_grade
-            for comment in nb.comments:
-                dc = dst.find_comment(comment.name, nb.name, assignment, student)
-                dc.auto_comment = comment.auto_comment
-        dst.db.commit()
+def merge_grades(gb, assignment: str, student: str, grades: dict) -> None:
+    """Write one student's autograde results (as sent by a worker) into gradebook ``gb``."""
+    gb.update_or_create_student(student)
+    kwargs = {}
+    if grades.get("timestamp"):
+        kwargs["timestamp"] = dt.datetime.fromisoformat(grades["timestamp"])
+    try:
+        gb.update_or_create_submission(assignment, student, **kwargs)
+        for nb in grades["notebooks"]:
+            dnb = gb.find_submission_notebook(nb["name"], assignment, student)
+            dnb.flagged = nb["flagged"]
+            dnb.late_submission_penalty = nb["late_submission_penalty"]
+            by_name = {g.name: g for g in dnb.grades}
+            for name, score, manual in nb["grades"]:
+                grade = by_name.get(name) or gb.find_grade(name, nb["name"], assignment, student)
+                grade.auto_score = score
+                grade.needs_manual_grade = manual
+            comments = {c.name: c for c in dnb.comments}
+            for name, text in nb["comments"]:
+                comment = comments.get(name) or gb.find_comment(name, nb["name"], assignment, student)
+                comment.auto_comment = text
+        gb.db.commit()
+    except BaseException:
+        gb.db.rollback()
+        raise
 
 
 # ---------------------------------------------------------------- workers
@@ -156,6 +177,7 @@ class Worker:
     slot: int
     run_dir: Path
     settings: dict
+    first_uid: int = UID_BASE
     proc: subprocess.Popen | None = None
     job: Job | None = None
     log: Path | None = None
@@ -164,9 +186,11 @@ class Worker:
         self.log = self.run_dir / f"worker-{self.slot}.log"
         env = dict(os.environ)
         env["PYTHONPATH"] = str(course.REPO) + os.pathsep + env.get("PYTHONPATH", "")
+        first = self.first_uid + self.slot * UIDS_PER_WORKER
+        uids = ",".join(str(first + i) for i in range(UIDS_PER_WORKER))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "grader.worker", "--slot", str(self.slot),
-             "--uid", str(UID_BASE + self.slot), "--run-dir", str(self.run_dir),
+             "--uids", uids, "--run-dir", str(self.run_dir),
              "--settings", json.dumps(self.settings)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.log, "ab"),
             text=True, bufsize=1, start_new_session=True, cwd=str(self.run_dir), env=env)
@@ -232,16 +256,6 @@ def autograde(assignment: str, submissions: Path | None = None, workers: int | N
     results = load_results(assignment)
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
-    todo = []
-    for student in all_students:
-        reason = inspect_submission(submissions / student / assignment, expected)
-        if reason:
-            summary.failed[student] = reason
-            results[student] = {"status": "failed", "message": reason, "notes": [], "graded_at": now}
-            _forget_autograded(assignment, student)
-        else:
-            todo.append(student)
-
     course.WORK.mkdir(parents=True, exist_ok=True)
     run_dir = Path(course.WORK / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
     run_dir.mkdir(parents=True)
@@ -250,60 +264,85 @@ def autograde(assignment: str, submissions: Path | None = None, workers: int | N
     per_nb = float(cfg.SandboxedExecute.get("notebook_budget", 300))
     limit = hard_limit or (per_nb * max(1, len(expected)) + 120)
     settings.update(assignment=assignment, submissions=str(submissions), template=str(template))
+    # the workers start (imports, first kernel) while the submissions are checked
+    n_workers = min(workers, max(1, len(all_students)))
+    first_uid = uid_block(n_workers)
+    pool = [Worker(i, run_dir, settings, first_uid) for i in range(n_workers)]
+    from nbgrader.api import Gradebook
 
-    bar = tqdm(total=len(all_students), initial=len(summary.failed), unit="submission",
-               desc=assignment, disable=not progress, file=sys.stderr)
-    pool = [Worker(i, run_dir, settings) for i in range(min(workers, max(1, len(todo))))]
-    pending = list(todo)
+    gradebook = None
+    bar = None
     try:
-        if todo:
+        if all_students:
             for w in pool:
                 w.start()
-            busy = {}
-            while pending or busy:
-                for w in pool:
-                    if w.job is None and pending:
-                        student = pending.pop(0)
-                        try:
-                            w.send(student)
-                        except OSError:  # the worker is gone: replace it and try again
-                            w.kill()
-                            w.start()
-                            w.send(student)
-                        busy[w.slot] = w
-                readable = [w.proc.stdout for w in busy.values()]
-                ready, _, _ = select.select(readable, [], [], 1.0)
-                for w in list(busy.values()):
-                    line = None
-                    if w.proc.stdout in ready:
-                        line = w.proc.stdout.readline()
-                        if not line:  # the worker died
-                            line = json.dumps({"student": w.job.student, "ok": False,
-                                               "message": f"the grading process crashed (see {w.log})"})
-                    elif time.monotonic() - w.job.started > limit:
+        todo = []
+        for student in all_students:
+            reason = inspect_submission(submissions / student / assignment, expected)
+            if reason:
+                summary.failed[student] = reason
+                results[student] = {"status": "failed", "message": reason, "notes": [], "graded_at": now}
+                _forget_autograded(assignment, student)
+            else:
+                todo.append(student)
+        bar = tqdm(total=len(all_students), initial=len(summary.failed), unit="submission",
+                   desc=assignment, disable=not progress, file=sys.stderr)
+        gradebook = Gradebook(cfg.CourseDirectory.db_url, cfg.CourseDirectory.course_id)
+        pending = list(todo)
+        busy: dict[int, Worker] = {}
+
+        def dispatch(w: Worker) -> None:
+            if w.job is not None or not pending:
+                return
+            student = pending.pop(0)
+            try:
+                w.send(student)
+            except OSError:  # the worker is gone: replace it and try again
+                w.kill()
+                w.start()
+                w.send(student)
+            busy[w.slot] = w
+
+        for w in pool:
+            dispatch(w)
+        while busy:
+            readable = [w.proc.stdout for w in busy.values()]
+            ready, _, _ = select.select(readable, [], [], 1.0)
+            for w in list(busy.values()):
+                line = None
+                if w.proc.stdout in ready:
+                    line = w.proc.stdout.readline()
+                    if not line:  # the worker died
                         line = json.dumps({"student": w.job.student, "ok": False,
-                                           "message": f"grading took longer than {limit:.0f} s and "
-                                                      f"was stopped"})
-                        w.kill()
-                    if line is None:
-                        continue
-                    try:
-                        reply = json.loads(line)
-                    except ValueError:
-                        reply = {"ok": False, "message": f"the grading process answered {line[:200]!r}"}
-                    student = w.job.student
-                    w.job = None
-                    del busy[w.slot]
-                    if not reply.get("ok") and "student" not in reply:  # crashed or killed
-                        w.kill()
-                        w.start()
-                    _record(cfg, assignment, student, reply, results, summary, now)
-                    save_results(assignment, results)
-                    bar.update(1)
+                                           "message": f"the grading process crashed (see {w.log})"})
+                elif time.monotonic() - w.job.started > limit:
+                    line = json.dumps({"student": w.job.student, "ok": False,
+                                       "message": f"grading took longer than {limit:.0f} s and "
+                                                  f"was stopped"})
+                    w.kill()
+                if line is None:
+                    continue
+                try:
+                    reply = json.loads(line)
+                except ValueError:
+                    reply = {"ok": False, "message": f"the grading process answered {line[:200]!r}"}
+                student = w.job.student
+                w.job = None
+                del busy[w.slot]
+                if not reply.get("ok") and "student" not in reply:  # crashed or killed
+                    w.kill()
+                    w.start()
+                dispatch(w)  # the worker goes on while this result is recorded
+                _record(gradebook, assignment, student, reply, results, summary, now)
+                save_results(assignment, results)
+                bar.update(1)
     finally:
         for w in pool:
             w.stop()
-        bar.close()
+        if gradebook is not None:
+            gradebook.close()
+        if bar is not None:
+            bar.close()
         save_results(assignment, results)
         if not settings.get("keep_work"):
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -311,10 +350,11 @@ def autograde(assignment: str, submissions: Path | None = None, workers: int | N
     return summary
 
 
-def _record(cfg, assignment, student, reply, results, summary, now) -> None:
+def _record(gradebook, assignment, student, reply, results, summary, now) -> None:
+    scratch = reply.get("scratch")
     if reply.get("ok"):
         try:
-            merge_submission(cfg, Path(reply["db"]), assignment, student)
+            merge_grades(gradebook, assignment, student, reply["grades"])
             dest = course.COURSE / "autograded" / student / assignment
             if dest.exists():
                 shutil.rmtree(dest)
@@ -332,8 +372,8 @@ def _record(cfg, assignment, student, reply, results, summary, now) -> None:
         results[student] = {"status": "failed", "message": reply.get("message", "unknown error"),
                             "notes": [], "graded_at": now}
         _forget_autograded(assignment, student)
-    if "db" in reply:
-        shutil.rmtree(Path(reply["db"]).parent, ignore_errors=True)
+    if scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _forget_autograded(assignment: str, student: str) -> None:

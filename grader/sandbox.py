@@ -71,6 +71,25 @@ def bwrap_works() -> bool:
 
 _warned = False
 
+# longest runtime root for which "<root>/rt-XXXXXXXX/k-N" fits a Unix socket path (108 bytes)
+SOCKET_ROOT_MAX = 80
+
+
+def _short_runtime_root() -> Path:
+    """A runtime root with a short path, for course folders deep in the file system:
+    ``$TMPDIR/grader-rt-<uid>``, ours and not writable by others (else a new one)."""
+    root = Path(tempfile.gettempdir()) / f"grader-rt-{os.geteuid()}"
+    try:
+        root.mkdir(mode=0o711, exist_ok=True)
+        st = root.lstat()
+        if st.st_uid == os.geteuid() and not st.st_mode & 0o022 and not root.is_symlink():
+            return root
+    except OSError:
+        pass
+    root = Path(tempfile.mkdtemp(prefix="grader-rt-"))
+    os.chmod(root, 0o711)
+    return root
+
 
 def warn_unsandboxed() -> None:
     global _warned
@@ -169,6 +188,9 @@ class SandboxKernelManager(AsyncKernelManager):
         cwd = kw.get("cwd") or os.getcwd()
         self._scratch = _real(cwd)
         root = Path(self.runtime_root) if self.runtime_root else COURSE / ".work"
+        if len(str(_real(root))) > SOCKET_ROOT_MAX:
+            # ZeroMQ's ipc sockets are Unix sockets: their path must stay under 108 bytes
+            root = _short_runtime_root()
         root.mkdir(parents=True, exist_ok=True)
         self._runtime = Path(tempfile.mkdtemp(prefix="rt-", dir=root))
         os.chmod(self._runtime, 0o700)

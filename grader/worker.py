@@ -1,8 +1,10 @@
 """One autograde worker: grades the students the parent sends, one at a time.
 
 Protocol: a JSON line ``{"student": ...}`` on stdin; a JSON line on stdout with
-``ok``, and either ``db``/``autograded``/``notes`` or ``message``.  Everything
-else (nbgrader's log) goes to stderr.  See grader/autograde.py.
+``ok``, ``student``, ``scratch`` (a folder the parent removes once it has
+recorded the result) and either ``grades``/``autograded``/``notes`` or
+``message``.  Everything else (nbgrader's log) goes to stderr.  See
+grader/autograde.py.
 """
 from __future__ import annotations
 
@@ -14,14 +16,16 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
+from . import speedups
 
-from . import course
-from .execute import STOPPED
+speedups.skip_format_grammars()  # before anything imports jsonschema
+
+from . import course  # noqa: E402
 
 
 def _edited(submitted_nb: Path) -> set[str]:
     """Test cells whose source differs from the released one (nbgrader's checksums)."""
+    import nbformat
     from nbgrader.utils import compute_checksum
 
     edited = set()
@@ -38,6 +42,10 @@ def _edited(submitted_nb: Path) -> set[str]:
 
 
 def _notes(submitted: Path, autograded: Path) -> list[str]:
+    import nbformat
+
+    from .execute import STOPPED
+
     notes = []
     for path in sorted(autograded.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
@@ -55,61 +63,120 @@ def _notes(submitted: Path, autograded: Path) -> list[str]:
     return notes
 
 
-def grade(student: str, settings: dict, uid: int, run_dir: Path) -> dict:
-    started = time.monotonic()
-    assignment = settings["assignment"]
-    root = run_dir / "students" / student
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
-    shutil.copy(settings["template"], root / "gradebook.db")
-    over = course.overrides(settings)
-    over.CourseDirectory.source_directory = str(course.COURSE / "source")
-    over.CourseDirectory.submitted_directory = settings["submissions"]
-    over.CourseDirectory.autograded_directory = str(root / "autograded")
-    over.SandboxKernelManager.uid = uid
-    over.SandboxKernelManager.runtime_root = str(run_dir / "rt")
-    over.SandboxKernelManager.extra_hidden_paths = [settings["submissions"]]
-    cfg = course.load_config(over, root=root)
-    result = course.api(cfg).autograde(assignment, student, force=True, create=True)
-    autograded = root / "autograded" / student / assignment
-    if not result["success"]:
-        log = (result.get("log") or "") + (result.get("error") or "")
-        errors = [ln for ln in log.splitlines() if ln.startswith("[ERROR]")]
-        why = errors[0][len("[ERROR] "):] if errors else (log.strip().splitlines() or ["unknown"])[-1]
-        return {"ok": False, "message": f"nbgrader could not grade it: {why}"[:500]}
-    if os.geteuid() == 0:
-        for base, dirs, files in os.walk(autograded):
-            for name in [base, *[os.path.join(base, f) for f in dirs + files]]:
-                os.lchown(name, 0, 0)
-    submitted = Path(settings["submissions"]) / student / assignment
-    return {"ok": True, "db": str(root / "gradebook.db"), "autograded": str(autograded),
-            "notes": _notes(submitted, autograded), "seconds": round(time.monotonic() - started, 2)}
+def _grades(gb, assignment: str, student: str) -> dict:
+    """This student's autograde results from the worker's gradebook, for the parent."""
+    sub = gb.find_submission(assignment, student)
+    return {
+        "timestamp": sub.timestamp.isoformat() if sub.timestamp else None,
+        "notebooks": [{
+            "name": nb.name,
+            "flagged": bool(nb.flagged),
+            "late_submission_penalty": nb.late_submission_penalty,
+            "grades": [[g.name, g.auto_score, bool(g.needs_manual_grade)] for g in nb.grades],
+            "comments": [[c.name, c.auto_comment] for c in nb.comments],
+        } for nb in sub.notebooks],
+    }
+
+
+class Grader:
+    """Grades the students the parent sends, one at a time, with nbgrader's Autograde.
+
+    The worker keeps one private gradebook (a copy of the parent's snapshot) for all
+    its students and answers with each student's grades; the parent is the only
+    writer of the course's gradebook.  Kernels come from a grader.pool.KernelPool,
+    so the next student's kernel boots while this one is graded."""
+
+    def __init__(self, slot: int, uids: list[int], run_dir: Path, settings: dict):
+        from .pool import KernelPool
+
+        self.settings = settings
+        self.assignment = settings["assignment"]
+        self.home = run_dir / f"w{slot}"
+        self.home.mkdir(parents=True, exist_ok=True)
+        db = self.home / "gradebook.db"
+        shutil.copy(settings["template"], db)
+        over = course.overrides(settings)
+        over.CourseDirectory.source_directory = str(course.COURSE / "source")
+        over.CourseDirectory.submitted_directory = settings["submissions"]
+        over.CourseDirectory.autograded_directory = str(self.home / "autograded")
+        over.CourseDirectory.db_url = "sqlite:///" + str(db)
+        over.SandboxKernelManager.uid = uids[0]
+        over.SandboxKernelManager.runtime_root = str(run_dir / "rt")
+        over.SandboxKernelManager.extra_hidden_paths = [settings["submissions"]]
+        over.SandboxKernelManager.preload = True
+        self.cfg = course.load_config(over, root=self.home)
+        self.cfg.CourseDirectory.db_url = "sqlite:///" + str(db)
+        # start the first kernel now: it boots while nbgrader is being imported
+        self.pool = KernelPool(self.cfg, uids, self.home, log=lambda t: print(t, file=sys.stderr))
+        self.pool.launch_sync()
+        from . import execute  # nbgrader: about a second to import
+
+        execute.KERNELS = self.pool
+        speedups.reuse_gradebook_connections()
+        speedups.cache_metadata_schema()
+        self.api = course.api(self.cfg)
+
+    def grade(self, student: str) -> dict:
+        from nbgrader.api import Gradebook
+
+        started = time.monotonic()
+        scratch = self.pool.next_root()  # the warm kernel's root: the scratch copy goes there
+        self.api.coursedir.autograded_directory = str(scratch)
+        result = self.api.autograde(self.assignment, student, force=True, create=True)
+        autograded = scratch / student / self.assignment
+        if not result["success"]:
+            log = (result.get("log") or "") + (result.get("error") or "")
+            errors = [ln for ln in log.splitlines() if ln.startswith("[ERROR]")]
+            why = errors[0][len("[ERROR] "):] if errors else (log.strip().splitlines() or ["unknown"])[-1]
+            return {"ok": False, "message": f"nbgrader could not grade it: {why}"[:500],
+                    "scratch": str(scratch)}
+        if os.geteuid() == 0:
+            for base, dirs, files in os.walk(autograded):
+                for name in [base, *[os.path.join(base, f) for f in dirs + files]]:
+                    os.lchown(name, 0, 0)
+        with Gradebook(self.cfg.CourseDirectory.db_url, self.cfg.CourseDirectory.course_id) as gb:
+            grades = _grades(gb, self.assignment, student)
+        submitted = Path(self.settings["submissions"]) / student / self.assignment
+        return {"ok": True, "grades": grades, "autograded": str(autograded), "scratch": str(scratch),
+                "notes": _notes(submitted, autograded), "seconds": round(time.monotonic() - started, 2)}
+
+    def close(self) -> None:
+        try:
+            self.pool.close_sync()
+        except Exception:
+            pass
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--slot", type=int, required=True)
-    parser.add_argument("--uid", type=int, required=True)
+    parser.add_argument("--uids", required=True, help="comma-separated user ids for the kernels")
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--settings", required=True)
     args = parser.parse_args()
     settings = json.loads(args.settings)
     out = sys.stdout
     sys.stdout = sys.stderr  # nothing but replies on the real stdout
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        student = json.loads(line)["student"]
-        try:
-            reply = grade(student, settings, args.uid, args.run_dir)
-        except BaseException as exc:  # report and keep serving
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            reply = {"ok": False, "message": f"grading failed: {type(exc).__name__}: {exc}"[:500]}
-        reply["student"] = student
-        out.write(json.dumps(reply) + "\n")
-        out.flush()
+    grader = Grader(args.slot, [int(u) for u in args.uids.split(",")], args.run_dir, settings)
+    try:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            student = json.loads(line)["student"]
+            try:
+                reply = grader.grade(student)
+            except BaseException as exc:  # report and keep serving
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                reply = {"ok": False, "message": f"grading failed: {type(exc).__name__}: {exc}"[:500]}
+            reply["student"] = student
+            out.write(json.dumps(reply) + "\n")
+            out.flush()
+    finally:
+        grader.close()
+    out.flush()
+    sys.stderr.flush()
+    os._exit(0)  # skip the interpreter's slow teardown of nbgrader, SQLAlchemy and zmq
 
 
 if __name__ == "__main__":

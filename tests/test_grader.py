@@ -188,3 +188,73 @@ def test_check_passes_a_correct_notebook_and_explains_a_wrong_one(graded, tmp_pa
     assert proc.returncode == 1
     assert "FAIL  test_conv2d_shapes" in proc.stdout
     assert "returned shape (2, 4, 5, 8), expected (2, 4, 3, 4)" in proc.stdout
+
+
+# ---------------------------------------------------------------- warm kernels
+LEAVE_TRACES = '''
+import builtins as _b, numpy as _np, os as _os, sys as _sys
+_np.LEFT_BY_ANOTHER_STUDENT = True
+_b.LEFT_BY_ANOTHER_STUDENT = True
+_sys.modules["left_by_another_student"] = _np
+_os.environ["LEFT_BY_ANOTHER_STUDENT"] = "1"
+for _p in ("left-by-another-student.txt", "../left-by-another-student.txt",
+           "/tmp/left-by-another-student.txt", "/dev/shm/left-by-another-student.txt"):
+    try:
+        open(_p, "w").write("x")
+    except OSError:
+        pass
+''' + planted.OUTPUT_SIZE
+
+LOOK_FOR_TRACES = '''
+import builtins as _b, glob as _g, numpy as _np, os as _os, sys as _sys
+_seen = [name for name, found in [
+    ("numpy", hasattr(_np, "LEFT_BY_ANOTHER_STUDENT")),
+    ("builtins", hasattr(_b, "LEFT_BY_ANOTHER_STUDENT")),
+    ("sys.modules", "left_by_another_student" in _sys.modules),
+    ("environ", "LEFT_BY_ANOTHER_STUDENT" in _os.environ),
+    ("files", bool(_g.glob("/tmp/**/left-by-another-student.txt", recursive=True)
+                   + _g.glob("/dev/shm/left-by-another-student.txt")
+                   + _g.glob("../../../**/left-by-another-student.txt", recursive=True))),
+    ("not in its own scratch copy", not (_os.getcwd().endswith(_os.path.join(
+        _os.environ.get("STUDENT_HINT", ""), "a1-convolution")) and _os.path.exists("a1-convolution.ipynb"))),
+] if found]
+print("uid", _os.getuid(), "seen", _seen)
+''' + planted.OUTPUT_SIZE + '''
+if _seen:
+    def output_size(n, k, stride=1, padding=0, dilation=1):
+        return -1
+'''
+
+
+def test_warm_kernels_are_fresh_for_every_student(tmp_path):
+    """One worker, students in turn: each kernel starts clean, in that student's own copy."""
+    course = tmp_path / "course"
+    shutil.copytree(REPO / "grader" / "source", course / "source")
+    grader("release", "a1-convolution", course=course)
+    release = course / "release" / "a1-convolution" / "a1-convolution.ipynb"
+    students = ["s1-leaves", "s2-looks", "s3-leaves", "s4-looks", "s5-looks"]
+    for student in students:
+        nb = nbformat.read(release, as_version=4)
+        code = LEAVE_TRACES if "leaves" in student else LOOK_FOR_TRACES.replace(
+            '_os.environ.get("STUDENT_HINT", "")', repr(student))
+        planted._fill(nb, {"output_size": code, "conv2d_forward": planted.CONV_IM2COL,
+                           "exercise_sizes": planted.EXERCISE})
+        dest = tmp_path / "submissions" / student / "a1-convolution"
+        dest.mkdir(parents=True)
+        nbformat.write(nb, dest / "a1-convolution.ipynb")
+    grader("autograde", "a1-convolution", "--submissions", tmp_path / "submissions", "--workers", "1",
+           "--no-progress", *LIMITS, course=course)
+    export = rows(grader("export", course=course).stdout)
+    uids = []
+    for student in students:
+        assert (export[student]["status"], export[student]["score"]) == ("graded", "13"), \
+            export[student]["message"]
+        if "looks" in student:
+            nb = nbformat.read(course / "autograded" / student / "a1-convolution" / "a1-convolution.ipynb",
+                               as_version=4)
+            text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+            found = re.search(r"uid (\d+) seen \[\]", text)
+            assert found, text
+            uids.append(int(found.group(1)))
+    if os.geteuid() == 0:  # kernels run as other user ids, and the next one as a different id
+        assert all(uid != 0 for uid in uids) and len(set(uids)) == len(uids), uids
