@@ -112,7 +112,7 @@ class Grader:
         from . import execute  # nbgrader: about a second to import
 
         execute.KERNELS = self.pool
-        speedups.reuse_gradebook_connections()
+        speedups.reuse_gradebook_connections(scratch=True)
         speedups.cache_metadata_schema()
         self.api = course.api(self.cfg)
 
