@@ -205,7 +205,10 @@ class ConvTranspose2d(Module):
         return dx
 
     def extra_repr(self):
-        return f"{self.weight.shape[0]}, {self.weight.shape[1] * self.args['groups']}, kernel_size={self.weight.shape[2:]}, stride={self.args['stride']}"
+        defaults = dict(stride=1, padding=0, output_padding=0, groups=1, dilation=1)
+        args = "".join(f", {k}={v}" for k, v in self.args.items() if v != defaults[k])
+        return (f"{self.weight.shape[0]}, {self.weight.shape[1] * self.args['groups']}, "
+                f"kernel_size={self.weight.shape[2:]}{args}" + ("" if self.bias is not None else ", bias=False"))
 
 
 class Linear(Module):

@@ -176,3 +176,5 @@ def test_conv_repr_shows_non_default_arguments():
     assert repr(nn.Conv2d(1, 4, 3, padding=1)) == "Conv2d(1, 4, kernel_size=(3, 3), padding=1)"
     assert repr(nn.Conv2d(2, 4, 3, stride=2, groups=2, bias=False)) == \
         "Conv2d(2, 4, kernel_size=(3, 3), stride=2, groups=2, bias=False)"
+    assert repr(nn.ConvTranspose2d(2, 4, 4, stride=2, padding=1, output_padding=1)) == \
+        "ConvTranspose2d(2, 4, kernel_size=(4, 4), stride=2, padding=1, output_padding=1)"
