@@ -28,9 +28,11 @@ book: setup
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
 # --nbval-lax executes every chapter notebook (they are stored without outputs); loadfile keeps
-# each notebook on one worker.
+# each notebook on one worker. The workers (and the book build among them) already fill the
+# cores, so each process gets one BLAS thread: threads spinning on tiny GEMMs in several
+# processes at once made training cells ten times slower.
 test: setup
-	$(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax
 
 bench: setup
 	$(PY) -m cnnlib.bench
