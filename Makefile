@@ -23,9 +23,10 @@ system:
 	fi
 
 # --all: re-read (and so re-execute) every page, not only changed files, so that a change in
-# cnnlib shows up in every chapter. Output in _build/html; warnings are errors.
+# cnnlib shows up in every chapter. Output in _build/html; warnings are errors. One BLAS thread:
+# the chapters' networks are tiny, and threads spinning on tiny GEMMs only cost time.
 book: setup
-	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
+	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
 # --nbval-lax executes every chapter notebook (they are stored without outputs); loadfile keeps
 # each notebook on one worker. The workers (and the book build among them) already fill the
