@@ -7,9 +7,8 @@ Each variant fills the solution cells (grade ids ``transposed_output_size``,
 """
 from __future__ import annotations
 
-from pathlib import Path
+from ._writer import writers
 
-import nbformat
 
 ASSIGNMENT = "a4-transposed-conv"
 
@@ -112,24 +111,4 @@ EXPECTED = {
 }
 
 
-def make(release_notebook: Path, dest: Path, variant: str) -> Path:
-    """Write variant ``variant`` as ``dest/a4-transposed-conv.ipynb``."""
-    code = VARIANTS[variant]
-    dest.mkdir(parents=True, exist_ok=True)
-    path = dest / f"{ASSIGNMENT}.ipynb"
-    nb = nbformat.read(release_notebook, as_version=4)
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in code:
-            cell.source = code[gid].strip("\n")
-        elif gid == "answer_checkerboard" and code:
-            cell.source = ANSWER
-    nbformat.write(nb, path)
-    return path
-
-
-def make_class(release_notebook: Path, submissions: Path, variants=None) -> dict[str, str]:
-    """submissions/<variant>/a4-transposed-conv/a4-transposed-conv.ipynb for each variant."""
-    for variant in variants or VARIANTS:
-        make(release_notebook, submissions / variant / ASSIGNMENT, variant)
-    return {v: v for v in variants or VARIANTS}
+make, make_class = writers(ASSIGNMENT, VARIANTS, "answer_checkerboard", ANSWER)
