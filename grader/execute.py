@@ -265,6 +265,30 @@ class SandboxedExecute(Execute):
             return None
         return len(_descendants(process.pid))
 
+    def _out_of_memory(self, cell) -> bool:
+        """The cell raised MemoryError and the kernel still holds nearly all the memory it
+        may use (a memory bomb keeping its allocations): later cells would fail at random,
+        even IPython's own error reports, so the kernel is replaced.  A MemoryError whose
+        memory was given back (temporaries of a failed call) leaves the kernel as it is."""
+        if not any(o.get("output_type") == "error" and o.get("ename") == "MemoryError"
+                   for o in cell.get("outputs", [])):
+            return False
+        limit = int(getattr(self.km, "memory_mb", 0) or 0) * 2**20
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        if not limit or process is None:
+            return False
+        used = 0
+        for pid in [process.pid, *_descendants(process.pid)]:
+            try:
+                with open(f"/proc/{pid}/status") as fh:
+                    for line in fh:
+                        if line.startswith("VmSize:"):
+                            used = max(used, int(line.split()[1]) * 1024)
+                            break
+            except (OSError, ValueError, IndexError):
+                continue
+        return limit - used < max(64 * 2**20, limit // 10)
+
     async def _kill(self) -> None:
         km, kc = self.km, self.kc
         self.km = self.kc = None
@@ -380,6 +404,11 @@ class SandboxedExecute(Execute):
                         cell.outputs.append(_error(
                             "KernelKilled", "this cell left processes running; the kernel was "
                             "killed and restarted for the next cells"))
+                if not broken and self._out_of_memory(cell):
+                    broken = "KernelKilled"
+                    cell.outputs.append(_error(
+                        "KernelKilled", "this cell ran out of memory and kept it (MemoryError); "
+                        "the kernel was restarted for the next cells, without this cell's results"))
                 if broken:
                     if not await self._restart(done, deadline):
                         await self._kill()
