@@ -46,12 +46,13 @@ def cmd_autograde(args) -> int:
 
 
 def cmd_feedback(args) -> int:
+    from . import course
     from .feedback import generate
 
     done, problems = generate(args.assignment, students=args.student or None)
     for p in problems:
         print(p, file=sys.stderr)
-    print(f"{args.assignment}: feedback for {len(done)} students in grader/feedback/")
+    print(f"{args.assignment}: feedback for {len(done)} students in {course.COURSE / 'feedback'}/")
     return 1 if problems else 0
 
 

@@ -88,3 +88,62 @@ def overrides(settings: dict | None) -> Config:
             section, trait = SETTINGS[key]
             cfg[section][trait] = value
     return cfg
+
+
+# ---------------------------------------------------------------- what each assignment is worth
+def assignment_points(assignment: str) -> dict:
+    """Read from the source notebook(s) of ``assignment``: the code cells a student fills
+    in, and the points of the test cells a student can run (``visible``; some also hold
+    hidden checks), of the test cells that are entirely hidden, and of the answers graded
+    by hand (book/instructor_guide.md shows these as a table)."""
+    import nbformat
+
+    out = {"title": "", "cells": [], "visible": 0.0, "hidden": 0.0, "manual": 0.0}
+    for path in sorted((COURSE / "source" / assignment).glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "markdown" and not out["title"] and cell.source.startswith("# "):
+                title = cell.source.splitlines()[0][2:].strip()
+                out["title"] = title.split(":", 1)[1].strip() if ":" in title else title
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("solution") and not meta.get("grade") and cell.cell_type == "code":
+                out["cells"].append(meta.get("grade_id", "?"))
+            if not meta.get("grade"):
+                continue
+            points = float(meta.get("points", 0))
+            if meta.get("solution"):
+                out["manual"] += points
+            elif _visible_code(cell.source):
+                out["visible"] += points  # students can run it (it may hold hidden checks too)
+            else:
+                out["hidden"] += points
+    out["total"] = out["visible"] + out["hidden"] + out["manual"]
+    return out
+
+
+def _visible_code(source: str) -> bool:
+    """Whether a test cell keeps code once its hidden part is removed (what `check` runs)."""
+    shown, hidden = [], False
+    for line in source.splitlines():
+        if "BEGIN HIDDEN TESTS" in line:
+            hidden = True
+        elif "END HIDDEN TESTS" in line:
+            hidden = False
+        elif not hidden:
+            shown.append(line)
+    return any(ln.strip() and not ln.strip().startswith("#") for ln in shown)
+
+
+def points_table() -> str:
+    """The Markdown table of every assignment in source/ and its points."""
+    def n(x):
+        return f"{x:g}"
+
+    rows = ["| assignment | topic | cells the student fills in | visible tests | hidden tests "
+            "| by hand | total |",
+            "|---|---|---|---|---|---|---|"]
+    for assignment in source_assignments():
+        p = assignment_points(assignment)
+        cells = ", ".join(f"`{c}`" for c in p["cells"])
+        rows.append(f"| `{assignment}` | {p['title']} | {cells} | {n(p['visible'])} | {n(p['hidden'])} | "
+                    f"{n(p['manual'])} | {n(p['total'])} |")
+    return "\n".join(rows) + "\n"

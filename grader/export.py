@@ -21,6 +21,22 @@ def _fmt(x) -> str:
     return str(int(x)) if x.is_integer() else f"{x:g}"
 
 
+def _manual_note(sub) -> str:
+    """Which cells wait for a grade by hand (nbgrader flags a cell already graded by hand
+    again when the submission is autograded again: its hand grade stays, to be reviewed)."""
+    todo, review = [], []
+    for nb in sorted(sub.notebooks, key=lambda n: n.name):
+        for grade in sorted(nb.grades, key=lambda g: g.name):
+            if grade.needs_manual_grade:
+                (todo if grade.manual_score is None else review).append(grade.name)
+    notes = []
+    if todo:
+        notes.append("to grade by hand: " + ", ".join(todo))
+    if review:
+        notes.append("graded by hand, to review after re-grading: " + ", ".join(review))
+    return "; ".join(notes)
+
+
 def export(by_test: bool = False, assignments: list[str] | None = None) -> str:
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -60,8 +76,7 @@ def export(by_test: bool = False, assignments: list[str] | None = None) -> str:
                 if info["status"] == "graded" and sub is not None:
                     message = info.get("message", "")
                     if sub.needs_manual_grade:
-                        message = "; ".join(m for m in ["written answers not yet graded by hand",
-                                                        message] if m)
+                        message = "; ".join(m for m in [_manual_note(sub), message] if m)
                     writer.writerow([student, name, _fmt(sub.score), _fmt(max_score), "graded", message])
                 else:
                     writer.writerow([student, name, "", _fmt(max_score), "failed",

@@ -258,3 +258,13 @@ def test_warm_kernels_are_fresh_for_every_student(tmp_path):
             uids.append(int(found.group(1)))
     if os.geteuid() == 0:  # kernels run as other user ids, and the next one as a different id
         assert all(uid != 0 for uid in uids) and len(set(uids)) == len(uids), uids
+
+
+def test_instructor_guide_lists_every_assignment_with_its_points():
+    from grader import course
+
+    guide = (REPO / "book" / "instructor_guide.md").read_text()
+    table = course.points_table().splitlines()
+    assert table[0] in guide
+    for row in table[2:]:
+        assert row in guide, f"book/instructor_guide.md: the assignment table is out of date:\n{row}"
