@@ -31,9 +31,12 @@ book: setup
 # --nbval-lax executes every chapter notebook (they are stored without outputs); loadfile keeps
 # each notebook on one worker. The workers (and the book build among them) already fill the
 # cores, so each process gets one BLAS thread: threads spinning on tiny GEMMs in several
-# processes at once made training cells ten times slower.
+# processes at once made training cells ten times slower. The grader's tests enforce real
+# wall-clock limits on student code, so they run second, with the machine to themselves.
+GRADER_TESTS := tests/test_grader.py tests/test_grader_integrity.py tests/test_grader_assignments.py
 test: setup
-	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax $(addprefix --ignore=,$(GRADER_TESTS))
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile $(GRADER_TESTS)
 
 bench: setup
 	$(PY) -m cnnlib.bench
