@@ -167,6 +167,18 @@ class KernelPool:
         await self.launch()
         return km
 
+    async def retire(self, root: Path) -> None:
+        """The notebook meant for ``root`` is done.  If the warm kernel of that root was never
+        taken (nbgrader gave up before running anything), it may not serve anyone else: the
+        root holds that student's files.  It is killed and a new one is started."""
+        if self._warm_root is not None and _real(root) == self._warm_root:
+            warm, self._warm, self._warm_root = self._warm, None, None
+            if warm is not None:
+                await warm.kill_now()
+            await self.launch()
+
+    retire_sync = run_sync(retire)
+
     async def close(self) -> None:
         warm, self._warm = self._warm, None
         if warm is not None:

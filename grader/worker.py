@@ -122,7 +122,10 @@ class Grader:
         started = time.monotonic()
         scratch = self.pool.next_root()  # the warm kernel's root: the scratch copy goes there
         self.api.coursedir.autograded_directory = str(scratch)
-        result = self.api.autograde(self.assignment, student, force=True, create=True)
+        try:
+            result = self.api.autograde(self.assignment, student, force=True, create=True)
+        finally:
+            self.pool.retire_sync(scratch)  # an untaken warm kernel there serves nobody else
         autograded = scratch / student / self.assignment
         if not result["success"]:
             log = (result.get("log") or "") + (result.get("error") or "")

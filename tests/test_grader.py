@@ -217,6 +217,7 @@ _seen = [name for name, found in [
                    + _g.glob("../../../**/left-by-another-student.txt", recursive=True))),
     ("not in its own scratch copy", not (_os.getcwd().endswith(_os.path.join(
         _os.environ.get("STUDENT_HINT", ""), "a1-convolution")) and _os.path.exists("a1-convolution.ipynb"))),
+    ("other students' folders", _os.listdir("../..") != [_os.environ.get("STUDENT_HINT", "")]),
 ] if found]
 print("uid", _os.getuid(), "seen", _seen)
 ''' + planted.OUTPUT_SIZE + '''
@@ -227,15 +228,20 @@ if _seen:
 
 
 def test_warm_kernels_are_fresh_for_every_student(tmp_path):
-    """One worker, students in turn: each kernel starts clean, in that student's own copy."""
+    """One worker, students in turn: each kernel starts clean, in that student's own copy,
+    even after a student whose warm kernel was never used (nbgrader refused the notebook)."""
     course = tmp_path / "course"
     shutil.copytree(REPO / "grader" / "source", course / "source")
     grader("release", "a1-convolution", course=course)
     release = course / "release" / "a1-convolution" / "a1-convolution.ipynb"
-    students = ["s1-leaves", "s2-looks", "s3-leaves", "s4-looks", "s5-looks"]
+    students = ["s0-refused", "s1-leaves", "s2-looks", "s3-leaves", "s4-looks", "s5-looks"]
     for student in students:
         nb = nbformat.read(release, as_version=4)
-        code = LEAVE_TRACES if "leaves" in student else LOOK_FOR_TRACES.replace(
+        if "refused" in student:  # passes the grader's checks, then nbgrader refuses it
+            nb.cells.append(nbformat.v4.new_markdown_cell("mine", metadata={"nbgrader": {
+                "solution": True, "grade": False, "locked": False, "grade_id": "extra",
+                "schema_version": 3}}))
+        code = LEAVE_TRACES if "look" not in student else LOOK_FOR_TRACES.replace(
             '_os.environ.get("STUDENT_HINT", "")', repr(student))
         planted._fill(nb, {"output_size": code, "conv2d_forward": planted.CONV_IM2COL,
                            "exercise_sizes": planted.EXERCISE})
@@ -245,8 +251,10 @@ def test_warm_kernels_are_fresh_for_every_student(tmp_path):
     grader("autograde", "a1-convolution", "--submissions", tmp_path / "submissions", "--workers", "1",
            "--no-progress", *LIMITS, course=course)
     export = rows(grader("export", course=course).stdout)
+    assert export["s0-refused"]["status"] == "failed", export["s0-refused"]
+    assert "nbgrader could not grade it" in export["s0-refused"]["message"]
     uids = []
-    for student in students:
+    for student in students[1:]:
         assert (export[student]["status"], export[student]["score"]) == ("graded", "13"), \
             export[student]["message"]
         if "looks" in student:
