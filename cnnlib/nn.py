@@ -252,12 +252,23 @@ class _Pool(Module):
 
 class MaxPool2d(_Pool):
     """Max pooling (N, C, H, W) -> (N, C, H_out, W_out). See :func:`cnnlib.functional.max_pool2d`."""
-    _forward, _backward = staticmethod(F.max_pool2d), staticmethod(F.max_pool2d_backward)
 
     def __init__(self, kernel_size: IntOrTuple, stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
                  dilation: IntOrTuple = 1, ceil_mode: bool = False):
         super().__init__(kernel_size=kernel_size, stride=stride, padding=padding,
                          dilation=dilation, ceil_mode=ceil_mode)
+
+    def forward(self, x):
+        # While training a backward follows, so keep the argmax (as PyTorch does) rather than
+        # search every window again; in eval mode a backward (saliency) searches once more.
+        self.x, self.indices = x, None
+        if not self.training:
+            return F.max_pool2d(x, **self.args)
+        y, self.indices = F.max_pool2d(x, **self.args, return_indices=True)
+        return y
+
+    def backward(self, dy):
+        return F.max_pool2d_backward(dy, self.x, **self.args, indices=self.indices)
 
 
 class AvgPool2d(_Pool):

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as T
 
 from cnnlib import functional as F
+from cnnlib.functional import conv as conv_module
 from cnnlib import reference
 from cnnlib.gradcheck import gradcheck
 
@@ -127,6 +128,25 @@ def test_conv_backward_matches_torch(nd):
             np.testing.assert_allclose(ours, theirs.grad.numpy(), atol=1e-11, err_msg=str(args))
 
 
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_columns_built_a_few_samples_at_a_time_change_nothing(nd, monkeypatch):
+    """Large batches are convolved in slices (COLUMN_BYTES); force one sample per slice."""
+    monkeypatch.setattr(conv_module, "COLUMN_BYTES", 1)
+    rng = np.random.default_rng(50 + nd)
+    forward, backward, torch_forward = CONV[nd]
+    for _ in range(8):
+        x, w, b, args = random_conv_case(rng, nd, small=True)
+        x = rng.standard_normal((3, *x.shape[1:]))
+        xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+        y = torch_forward(xt, wt, None, **args)
+        np.testing.assert_allclose(forward(x, w, None, **args), y.detach().numpy(), atol=1e-12)
+        dy = rng.standard_normal(tuple(y.shape))
+        y.backward(torch.tensor(dy))
+        dx, dw, _ = backward(dy, x, w, **args)
+        np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-11, err_msg=str(args))
+        np.testing.assert_allclose(dw, wt.grad.numpy(), atol=1e-11, err_msg=str(args))
+
+
 def random_transpose_case(rng):
     groups = int(rng.choice([1, 2]))
     c_in, c_out = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 3))
@@ -240,6 +260,11 @@ def test_max_pool2d_matches_naive_torch_and_numerical_gradient(case):
         dy = rng.standard_normal(y.shape)
         yt.backward(torch.tensor(dy))
         np.testing.assert_allclose(F.max_pool2d_backward(dy, x, **case), xt.grad.numpy(), atol=1e-14)
+        y_i, indices = F.max_pool2d(x, **case, return_indices=True)
+        np.testing.assert_array_equal(y_i, y)
+        np.testing.assert_array_equal(indices, T.max_pool2d(xt, **case, return_indices=True)[1].numpy())
+        np.testing.assert_allclose(F.max_pool2d_backward(dy, x, **case, indices=indices), xt.grad.numpy(),
+                                   atol=1e-14)
         errors = gradcheck(lambda x: F.max_pool2d(x, **case), lambda dy, x: F.max_pool2d_backward(dy, x, **case), [x])
         assert errors[0] < 1e-7
 
@@ -264,6 +289,16 @@ def test_max_pool2d_padding_never_wins():
     xt = torch.tensor(x, requires_grad=True)
     T.max_pool2d(xt, 2, 1, 1).sum().backward()
     np.testing.assert_array_equal(dx, xt.grad.numpy())
+    np.testing.assert_array_equal(F.max_pool2d(x, 2, 1, 1, return_indices=True)[1],
+                                  T.max_pool2d(xt, 2, 1, 1, return_indices=True)[1].numpy())
+
+
+def test_max_pool2d_backward_refuses_indices_that_do_not_fit():
+    x, dy = np.zeros((1, 2, 4, 4)), np.ones((1, 2, 2, 2))
+    with pytest.raises(ValueError, match=r"indices must be integers of the output's shape \(1, 2, 2, 2\)"):
+        F.max_pool2d_backward(dy, x, 2, indices=np.zeros((1, 2, 2), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 16\)"):
+        F.max_pool2d_backward(dy, x, 2, indices=np.full((1, 2, 2, 2), 16))
 
 
 @pytest.mark.parametrize("case", POOL_CASES)
@@ -394,3 +429,5 @@ def test_max_pool2d_nan_propagates_and_routes_gradient_like_pytorch(case):
     yt.backward(torch.tensor(dy))
     np.testing.assert_array_equal(F.max_pool2d(x, **case), yt.detach().numpy())  # NaN where torch has NaN
     np.testing.assert_array_equal(F.max_pool2d_backward(dy, x, **case), xt.grad.numpy())
+    np.testing.assert_array_equal(F.max_pool2d(x, **case, return_indices=True)[1],
+                                  T.max_pool2d(xt, **case, return_indices=True)[1].numpy())

@@ -5,6 +5,7 @@ import torch
 
 import cnnlib
 from cnnlib import data, losses, nn, optim, train
+from cnnlib import functional as F
 from cnnlib.gradcheck import numerical_gradient, relative_error
 
 
@@ -41,6 +42,20 @@ def test_module_gradients_match_numerical(make, shape):
     rng = np.random.default_rng(1)
     errors = module_gradcheck(make(), rng.standard_normal(shape), rng)
     assert max(errors.values()) < 1e-6, errors
+
+
+def test_max_pool_keeps_the_argmax_while_training_and_searches_again_in_eval():
+    rng = np.random.default_rng(3)
+    x, layer = rng.standard_normal((2, 3, 7, 7)), nn.MaxPool2d(3, stride=2, padding=1)
+    dy = rng.standard_normal((2, 3, 4, 4))
+    expected = F.max_pool2d_backward(dy, x, 3, stride=2, padding=1)
+    layer(x)
+    assert layer.indices is not None
+    np.testing.assert_array_equal(layer.backward(dy), expected)
+    layer.eval()
+    layer(x)
+    assert layer.indices is None
+    np.testing.assert_array_equal(layer.backward(dy), expected)
 
 
 def test_batchnorm_matches_torch_in_training_and_eval():

@@ -24,14 +24,32 @@ from .._params import (IntOrTuple, as_array, as_tuple, check_bias, check_gradien
 from ..im2col import col2im, from_grid, grid, im2col, pad_for_windows, padding_after, to_grid
 
 
+# im2col copies the input once per kernel offset. Building the columns a few samples at a time
+# keeps each column buffer under this size, so malloc recycles it from call to call instead of
+# mapping (and page-faulting) fresh memory every time, and peak memory no longer grows with the
+# batch. Measured on 2 cores: 20-25% faster for N=32, 64 channels, 32x32 (`python -m cnnlib.bench`).
+COLUMN_BYTES = 16 << 20
+
+
+def _batches(n, channels, kernel, g, dtype):
+    """Slices of the batch whose columns, (channels, *kernel, m, *g), fit in COLUMN_BYTES."""
+    step = max(1, COLUMN_BYTES // (channels * prod(kernel) * prod(g) * np.dtype(dtype).itemsize))
+    return [slice(lo, min(lo + step, n)) for lo in range(0, n, step)]
+
+
 def _correlate(x, weight, stride, before, dilation, groups, out):
     """x (N, C_in, *in), weight (C_out, C_in/g, *k) -> (N, C_out, *out), without bias."""
     kernel, n, c_out = weight.shape[2:], x.shape[0], weight.shape[0]
     xp = pad_for_windows(x, before, kernel, stride, dilation, out)
-    col = im2col(xp, kernel, stride, dilation, out)
-    g = col.shape[-len(out):]
-    y = np.matmul(weight.reshape(groups, c_out // groups, -1), col.reshape(groups, -1, n * prod(g)))
-    return np.ascontiguousarray(from_grid(y.reshape(c_out, n, *g), out).swapaxes(0, 1))
+    g = grid(xp.shape[2:], stride, out)
+    w = weight.reshape(groups, c_out // groups, -1)
+    y = np.empty((n, c_out, *out), dtype=x.dtype)
+    for batch in _batches(n, x.shape[1], kernel, g, x.dtype):
+        col = im2col(xp[batch], kernel, stride, dilation, out)
+        m = col.shape[1 + len(kernel)]
+        y_cols = np.matmul(w, col.reshape(groups, -1, m * prod(g)))
+        y[batch] = from_grid(y_cols.reshape(c_out, m, *g), out).swapaxes(0, 1)
+    return y
 
 
 def _transpose(y, weight, stride, before, dilation, groups, size):
@@ -44,22 +62,29 @@ def _transpose(y, weight, stride, before, dilation, groups, size):
     after = padding_after(size, before, kernel, stride, dilation, out)
     padded = [b + m + a for b, m, a in zip(before, size, after)]
     g = grid(padded, stride, out)
-    y_cols = to_grid(y.swapaxes(0, 1), g).reshape(groups, y.shape[1] // groups, n * prod(g))
-    w = weight.reshape(groups, weight.shape[0] // groups, -1)
-    col = np.matmul(w.transpose(0, 2, 1), y_cols).reshape(c_in, *kernel, n, *g)
-    xp = col2im(col, padded, stride, dilation, out)
+    w = weight.reshape(groups, weight.shape[0] // groups, -1).transpose(0, 2, 1)
     crop = tuple(slice(b, b + m) for b, m in zip(before, size))
-    return np.ascontiguousarray(xp[(slice(None), slice(None), *crop)])
+    x = np.empty((n, c_in, *size), dtype=y.dtype)
+    for batch in _batches(n, c_in, kernel, g, y.dtype):
+        y_cols = to_grid(y[batch].swapaxes(0, 1), g)
+        m = y_cols.shape[1]
+        col = np.matmul(w, y_cols.reshape(groups, -1, m * prod(g))).reshape(c_in, *kernel, m, *g)
+        x[batch] = col2im(col, padded, stride, dilation, out)[(slice(None), slice(None), *crop)]
+    return x
 
 
 def _weight_grad(x, dy, kernel, stride, before, dilation, groups):
     """x (N, C_in, *in), dy (N, C_out, *out) -> dW (C_out, C_in/g, *kernel) of ``_correlate``."""
     n, c_in, out, c_out = x.shape[0], x.shape[1], dy.shape[2:], dy.shape[1]
     xp = pad_for_windows(x, before, kernel, stride, dilation, out)
-    col = im2col(xp, kernel, stride, dilation, out)
-    g = col.shape[-len(out):]
-    dy_cols = to_grid(dy.swapaxes(0, 1), g).reshape(groups, c_out // groups, -1)
-    dw = np.matmul(dy_cols, col.reshape(groups, -1, n * prod(g)).transpose(0, 2, 1))
+    g = grid(xp.shape[2:], stride, out)
+    dw = np.zeros((groups, c_out // groups, c_in // groups * prod(kernel)), dtype=x.dtype)
+    for batch in _batches(n, c_in, kernel, g, x.dtype):
+        col = im2col(xp[batch], kernel, stride, dilation, out)
+        dy_cols = to_grid(dy[batch].swapaxes(0, 1), g)
+        m = dy_cols.shape[1]
+        dw += np.matmul(dy_cols.reshape(groups, c_out // groups, -1),
+                        col.reshape(groups, -1, m * prod(g)).transpose(0, 2, 1))
     return dw.reshape(c_out, c_in // groups, *kernel)
 
 
