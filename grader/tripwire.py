@@ -1,9 +1,10 @@
 """Detect a graded function that runs the engine's own implementation.
 
-A test calls the student's function through :func:`watch`.  While it runs, a
-profile hook (``sys.setprofile`` and ``threading.setprofile``) looks at every
-Python frame and every C function that is entered and records the forbidden
-ones.  Because it looks at the code that actually executes, it does not matter
+A test calls the student's function through :func:`watch` (by way of
+``grader.checks.run``).  While it runs, a profile hook (``sys.setprofile``) looks
+at every Python frame and every C function that is entered and records the
+forbidden ones; starting a thread or a process, or touching the profiler, is
+recorded too.  Because it looks at the code that actually executes, it does not matter
 how that code was reached: ``from cnnlib import ...``, ``importlib``,
 ``__import__``, ``sys.modules``, a reference captured before the tests started,
 ``importlib.reload``, or the source file read from disk and ``exec``-ed (the
@@ -11,16 +12,20 @@ last one is recognised by a fingerprint of the compiled code, whatever file
 name it was compiled under).
 
 Which functions are graded, and what each of them may not run, is declared in
-``GRADED`` below; see ``grader/AUTHORING.md``.
+``GRADED`` below; see ``grader/AUTHORING.md``.  :func:`watch` is sealed when this
+module is imported (before a grading kernel runs any cell): it holds its own frozen
+copy of the rules and of everything it calls, so that a notebook rewriting this
+module, ``builtins`` or the standard library does not change what it checks.
 """
 from __future__ import annotations
 
 import fnmatch
 import importlib.util
+import io
 import marshal
 import os
+import re
 import sys
-import threading
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,36 +46,58 @@ class Rule:
 # Convolution routines of other libraries: using them is not implementing a convolution.
 _OTHER_CONV = ("torch.*conv*", "torch.*unfold*", "scipy.signal.*", "scipy.ndimage.*")
 
-# graded function name (as the student writes it) -> what it may not run
+# Code nested inside the engine's functions (comprehensions, lambdas) that a student's one-liner
+# may well reproduce exactly: never a reason to fail a test.
+_NESTED = ("cnnlib.*<locals>*",)
+
+# graded function name (as the student writes it) -> what it may not run.  One entry per graded
+# function of every assignment (grader/AUTHORING.md); the notebooks do not register anything.
+# The table is read once, when this module is imported (before any cell of a notebook runs):
+# changing it later, from a notebook or anywhere else, does not change what the tests apply.
 GRADED: dict[str, Rule] = {
     # a1-convolution
     "output_size": Rule(forbid=("cnnlib.*",)),
     "conv2d_forward": Rule(forbid=("cnnlib.*",) + _OTHER_CONV),
-    # a2..a6: add one entry per graded function (see AUTHORING.md).  A function
-    # that is meant to use cnnlib (say, a model built from cnnlib.nn layers)
-    # gets Rule(forbid=()).
+    # a2-conv-backprop
+    "numerical_gradient": Rule(forbid=("cnnlib.*",), allow=_NESTED),
+    "conv2d_backward": Rule(forbid=("cnnlib.*", "torch.*", "scipy.signal.*", "scipy.ndimage.*"),
+                            allow=_NESTED),
+    # a3-pooling
+    **{name: Rule(forbid=("cnnlib.*", "torch.*", "scipy.ndimage.*", "skimage.*"), allow=_NESTED)
+       for name in ("max_pool2d_forward", "max_pool2d_backward",
+                    "avg_pool2d_forward", "avg_pool2d_backward")},
+    # a4-transposed-conv
+    "transposed_output_size": Rule(forbid=("cnnlib.*",)),
+    "upsample_by_zero_insertion": Rule(forbid=("cnnlib.*",) + _OTHER_CONV, allow=_NESTED),
+    "conv_transpose2d_by_zero_insertion": Rule(forbid=("cnnlib.*",) + _OTHER_CONV, allow=_NESTED),
+    # a5-train-a-cnn: meant to use cnnlib's layers, optimisers and training loop
+    "build_model": Rule(forbid=()),
+    "train_model": Rule(forbid=()),
+    # a6-saturation: models built from cnnlib.nn may run, cnnlib.analysis may not
+    "dead_relu_fraction": Rule(forbid=("cnnlib.analysis.*",), allow=_NESTED),
+    "saturated_layers": Rule(forbid=("cnnlib.analysis.*",), allow=_NESTED),
+    "weight_spectrum": Rule(forbid=("cnnlib.*",), allow=_NESTED),
+    "condition_number": Rule(forbid=("cnnlib.*",), allow=_NESTED),
 }
 
 DEFAULT_RULE = Rule(forbid=("cnnlib.*",))
 
 # C functions that a graded function has no business calling: they would move
-# the work where the profiler cannot see it, or switch the profiler off.
-_ESCAPES = {
-    "sys.setprofile", "sys.settrace", "threading.setprofile", "threading.settrace",
+# the work where the profiler cannot see it, switch the profiler off, or reach
+# the tripwire's own state while it watches.
+_ESCAPES = frozenset({
+    "sys.setprofile", "sys.settrace", "sys.getprofile", "sys.gettrace",
+    "threading.setprofile", "threading.settrace",
     "_thread.start_new_thread", "_thread.start_joinable_thread",
     "posix.fork", "posix.forkpty", "posix.system", "posix.posix_spawn", "posix.posix_spawnp",
     "posix.execv", "posix.execve", "_posixsubprocess.fork_exec", "os.fork", "os.system",
-}
+    "gc.get_referrers", "gc.get_referents", "gc.get_objects",
+})
 
 
 def rule_for(name: str) -> Rule:
+    """The rule registered for ``name`` (for authors and tools; :func:`watch` uses its own copy)."""
     return GRADED.get(name, DEFAULT_RULE)
-
-
-def _matches(qualified: str, rule: Rule) -> bool:
-    if any(fnmatch.fnmatchcase(qualified, p) for p in rule.allow):
-        return False
-    return any(fnmatch.fnmatchcase(qualified, p) for p in rule.forbid)
 
 
 def _cnnlib_module(filename: str) -> str | None:
@@ -155,89 +182,220 @@ def engine_fingerprints() -> dict[int, str]:
 
 
 # ---------------------------------------------------------------- the watch
-class Watch:
-    """What a graded call ran that it should not have."""
+def _compile(patterns: tuple[str, ...]):
+    """One compiled regex's ``match`` (a C method) for a tuple of fnmatch patterns, or None."""
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)).match
 
-    def __init__(self, name: str, rule: Rule):
-        self.name = name
-        self.rule = rule
-        self.hits: list[str] = []
-        self.escapes: list[str] = []
-        self._code_cache: dict[int, str] = {}
-        self._keep: list[object] = []
-        self._c_cache: dict[int, tuple[str, str]] = {}
-        self._prints = engine_fingerprints() if any(p.startswith("cnnlib") for p in rule.forbid) else {}
-        self.active = False
 
-    def _classify_code(self, code: types.CodeType, frame) -> str:
-        module = _cnnlib_module(code.co_filename)
-        if module is not None:
-            qual = f"{module}.{code.co_qualname}"
-            return qual if _matches(qual, self.rule) else ""
-        qual = f"{frame.f_globals.get('__name__', '?')}.{code.co_qualname}"
-        if qual in _ESCAPES:
-            return "!" + qual
-        if _matches(qual, self.rule) and not qual.startswith("cnnlib"):
-            return qual
-        if self._prints and len(code.co_code) >= _MIN_CODE_BYTES:
-            copied = self._prints.get(_fingerprint(code))
-            if copied and _matches(copied, self.rule):
-                return f"{copied} (a copy of its code)"
-        return ""
+def _engine_files() -> dict[tuple[int, int], str]:
+    """(device, inode) -> 'cnnlib.module' for every file of the engine: a file is recognised
+    whatever path, symbolic link or hard link it was reached by."""
+    files: dict[tuple[int, int], str] = {}
+    if CNNLIB_DIR.is_dir():
+        for path in CNNLIB_DIR.rglob("*.py"):
+            st = os.stat(path)
+            files[(st.st_dev, st.st_ino)] = _cnnlib_module(str(path)) or "cnnlib"
+    return files
 
-    def _classify_c(self, fn) -> tuple[str, str]:
-        module = getattr(fn, "__module__", None)
-        if module is None:
-            owner = getattr(fn, "__self__", None)
-            module = getattr(owner, "__name__", None) if isinstance(owner, types.ModuleType) else None
-        qual = f"{module}.{getattr(fn, '__qualname__', getattr(fn, '__name__', '?'))}"
-        if qual in _ESCAPES:
-            return ("escape", qual)
-        if module and not module.startswith("cnnlib") and _matches(qual, self.rule):
-            return ("hit", qual)
-        return ("", "")
 
-    def hook(self, frame, event, arg):
-        if not self.active:
-            return
-        if event == "call":
-            code = frame.f_code
-            verdict = self._code_cache.get(id(code))
-            if verdict is None:
-                verdict = self._classify_code(code, frame)
-                self._code_cache[id(code)] = verdict
-                self._keep.append(code)
-            if verdict:
-                if verdict.startswith("!"):
-                    self._record(self.escapes, verdict[1:])
-                else:
-                    self._record(self.hits, verdict)
-        elif event == "c_call":
-            kind, qual = self._c_cache.get(id(arg), (None, ""))
-            if kind is None:
-                kind, qual = self._classify_c(arg)
-                self._c_cache[id(arg)] = (kind, qual)
-                self._keep.append(arg)
-            if kind == "hit":
-                self._record(self.hits, qual)
-            elif kind == "escape":
-                self._record(self.escapes, qual)
+def _seal(graded: dict[str, Rule], default: Rule, escapes: frozenset[str]):
+    """The ``watch`` function the tests use, built now from the rules as they are now.
 
-    @staticmethod
-    def _record(where: list[str], what: str) -> None:
-        if what not in where and len(where) < 10:
+    Everything it needs at grading time is captured here, in closures: the rules (compiled
+    to regexes), the escapes, the engine's files and fingerprints, and the C functions it
+    calls (``sys.setprofile`` and the builtins).  At grading time it looks nothing up in a
+    module, in ``builtins`` or in the standard library's Python code, so a notebook that
+    rewrites ``GRADED``, ``rule_for``, ``watch``, ``fnmatch``, ``os.path``, ``builtins`` or
+    ``sys.setprofile`` changes nothing.  (What a notebook can still do is in AUTHORING.md.)
+    """
+    set_profile, get_profile = sys.setprofile, sys.getprofile
+    for fn in (set_profile, get_profile):
+        if type(fn) is not types.BuiltinFunctionType:
+            raise RuntimeError(f"grader.tripwire: sys.{fn.__name__} was replaced before the grader started")
+    _len, _id, _type, _isinstance, _getattr, _hash, _repr, _tuple, _str = (
+        len, id, type, isinstance, getattr, hash, repr, tuple, str)
+    _int, _code_type, _module_type, _base_exception, _os_error = (
+        int, types.CodeType, types.ModuleType, BaseException, OSError)
+    _stat, _listdir, _open = os.stat, os.listdir, io.open
+    min_bytes = _MIN_CODE_BYTES
+    empty: tuple = ()
+
+    def compiled(rule: Rule):
+        return (_compile(rule.forbid), _compile(rule.allow),
+                any(p.startswith("cnnlib") for p in rule.forbid))
+
+    rules = {str(name): compiled(rule) for name, rule in graded.items()}
+    fallback = compiled(default)
+    escapes = frozenset(escapes)
+    files = _engine_files()
+    prints = dict(engine_fingerprints())
+
+    def matches(qual, forbid, allow):
+        if allow is not None and allow(qual) is not None:
+            return False
+        return forbid is not None and forbid(qual) is not None
+
+    def fingerprint(code):
+        consts = _tuple(fingerprint(c) if _isinstance(c, _code_type) else _repr(c)
+                        for c in code.co_consts)
+        return _hash((code.co_code, code.co_names, code.co_varnames, code.co_argcount,
+                      code.co_kwonlyargcount, consts))
+
+    def engine_module(filename):
+        try:
+            st = _stat(filename)
+        except (_os_error, ValueError, TypeError):
+            return None
+        return files.get((st.st_dev, st.st_ino))
+
+    def children():
+        pids = []
+        try:
+            tasks = _listdir("/proc/self/task")
+        except _os_error:
+            return pids
+        for task in tasks:
+            try:
+                with _open("/proc/self/task/" + task + "/children") as fh:
+                    text = fh.read()
+            except _os_error:
+                continue
+            pids.extend(_int(p) for p in text.split())
+        return pids
+
+    def record(where, what):
+        if what not in where and _len(where) < 10:
             where.append(what)
 
-    def problem(self) -> str | None:
-        """A student-facing sentence, or None when the call was clean."""
-        if self.hits:
-            return (f"{self.name} ran {self.hits[0]}: a graded function must be your own implementation, "
+    def make_hook(forbid, allow, use_prints, hits, escaped, on):
+        code_cache: dict = {}   # id(code) -> verdict; the code objects are kept in `keep`
+        c_cache: dict = {}      # see c_key
+        keep: list = []         # code objects and module-level C functions: never arrays
+
+        def classify_code(code, frame):
+            module = engine_module(code.co_filename)
+            if module is not None:
+                qual = module + "." + code.co_qualname
+                return qual if matches(qual, forbid, allow) else ""
+            qual = _str(frame.f_globals.get("__name__", "?")) + "." + code.co_qualname
+            if qual in escapes:
+                return "!" + qual
+            if not qual.startswith("cnnlib") and matches(qual, forbid, allow):
+                return qual
+            if use_prints and _len(code.co_code) >= min_bytes:
+                copied = prints.get(fingerprint(code))
+                if copied and matches(copied, forbid, allow):
+                    return copied + " (a copy of its code)"
+            return ""
+
+        def classify_c(fn, owner):
+            module = _getattr(fn, "__module__", None)
+            if module is None and owner is not None:
+                if _isinstance(owner, _module_type):
+                    module = owner.__name__
+                else:  # a method: numpy.ndarray.sum, torch.Tensor.unfold
+                    module = _getattr(owner if _isinstance(owner, _type) else _type(owner),
+                                      "__module__", None)
+            qual = _str(module) + "." + _str(_getattr(fn, "__qualname__", _getattr(fn, "__name__", "?")))
+            if qual in escapes:
+                return ("escape", qual)
+            if module and not _str(module).startswith("cnnlib") and matches(qual, forbid, allow):
+                return ("hit", qual)
+            return ("", "")
+
+        def hook(frame, event, arg):
+            if not on:
+                return
+            if event == "call":
+                code = frame.f_code
+                verdict = code_cache.get(_id(code))
+                if verdict is None:
+                    verdict = classify_code(code, frame)
+                    code_cache[_id(code)] = verdict
+                    keep.append(code)
+                if verdict:
+                    if verdict[0] == "!":
+                        record(escaped, verdict[1:])
+                    else:
+                        record(hits, verdict)
+            elif event == "c_call":
+                # A bound method (`array.sum`) is a new object at every call and holds its
+                # array: key it by its owner's type and name, and never keep it.
+                owner = _getattr(arg, "__self__", None)
+                lasting = owner is None or _isinstance(owner, _module_type)
+                if lasting:
+                    key = _id(arg)
+                else:
+                    key = (owner if _isinstance(owner, _type) else _type(owner), arg.__name__)
+                found = c_cache.get(key)
+                if found is None:
+                    found = classify_c(arg, owner)
+                    c_cache[key] = found
+                    if lasting:
+                        keep.append(arg)
+                kind, qual = found
+                if kind == "hit":
+                    record(hits, qual)
+                elif kind == "escape":
+                    record(escaped, qual)
+
+        return hook
+
+    def problem(name, hits, escaped):
+        if hits:
+            return (f"{name} ran {hits[0]}: a graded function must be your own implementation, "
                     f"not a call to a library's version of it. No points for this test.")
-        if self.escapes:
-            return (f"{self.name} called {', '.join(self.escapes[:3])}: graded functions must "
+        if escaped:
+            return (f"{name} called {', '.join(escaped[:3])}: graded functions must "
                     f"compute in the notebook's own process and thread, without starting "
                     f"processes or threads or changing the profiler. No points for this test.")
         return None
+
+    def watch(name, fn, *args, **kwargs):
+        """Call ``fn(*args, **kwargs)`` under the tripwire of graded function ``name``.
+
+        Returns ``(result, problem)``; ``problem`` is None or a message saying what
+        the call ran that it may not run.  An exception from ``fn`` propagates, unless
+        the tripwire fired, in which case the tripwire's message wins."""
+        forbid, allow, use_prints = rules.get(name, fallback)
+        if forbid is None:
+            return fn(*args, **kwargs), None
+        helpers = children()
+        if helpers:
+            return None, (f"the notebook left helper processes running (pids {helpers[:5]}) when "
+                          f"{name} was tested: graded functions must compute in the notebook's own "
+                          f"process. Stop them (or do not start them). No points for this test.")
+        hits: list = []
+        escaped: list = []
+        on: list = []  # empty (false) while the hook must not record: our own calls
+        hook = make_hook(forbid, allow, use_prints, hits, escaped, on)
+        result, error, still_ours = None, None, False
+        old = get_profile()
+        set_profile(hook)
+        on.append(True)
+        try:
+            result = fn(*args, **kwargs)
+        except _base_exception as exc:  # re-raised below unless the tripwire fired
+            error = exc
+        finally:
+            on.clear()
+            still_ours = get_profile() is hook
+            set_profile(old)
+        if not still_ours:
+            record(escaped, "sys.setprofile")
+        found = problem(name, hits, escaped)
+        if found is None and error is not None:
+            raise error
+        return result, found
+
+    return watch
+
+
+# Sealed when this module is imported: in a grading kernel that is before the notebook's
+# first cell (grader.kernel imports grader.checks first).  Tests call it through checks.run.
+watch = _sealed_watch = _seal(GRADED, DEFAULT_RULE, _ESCAPES)
 
 
 def child_processes() -> list[int]:
@@ -253,39 +411,3 @@ def child_processes() -> list[int]:
             continue
         pids.extend(int(p) for p in text.split())
     return pids
-
-
-def watch(name: str, fn, *args, **kwargs):
-    """Call ``fn(*args, **kwargs)`` under the tripwire of graded function ``name``.
-
-    Returns ``(result, problem)``; ``problem`` is None or a message saying what
-    the call ran that it may not run.  An exception from ``fn`` propagates, unless
-    the tripwire fired, in which case the tripwire's message wins."""
-    w = Watch(name, rule_for(name))
-    if not w.rule.forbid:
-        return fn(*args, **kwargs), None
-    helpers = child_processes()
-    if helpers:
-        return None, (f"the notebook left helper processes running (pids {helpers[:5]}) when "
-                      f"{name} was tested: graded functions must compute in the notebook's own "
-                      f"process. Stop them (or do not start them). No points for this test.")
-    old_sys, old_thread = sys.getprofile(), threading.getprofile()
-    result, error = None, None
-    threading.setprofile(w.hook)
-    sys.setprofile(w.hook)
-    w.active = True
-    try:
-        result = fn(*args, **kwargs)
-    except BaseException as exc:  # re-raised below unless the tripwire fired
-        error = exc
-    finally:
-        w.active = False
-        still_ours = sys.getprofile() == w.hook
-        sys.setprofile(old_sys)
-        threading.setprofile(old_thread)
-    if not still_ours:
-        w._record(w.escapes, "sys.setprofile")
-    problem = w.problem()
-    if problem is None and error is not None:
-        raise error
-    return result, problem
