@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import types
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -77,12 +78,16 @@ def _positional(args: Sequence | Mapping) -> list:
 
 
 # ---------------------------------------------------------------- calling
+_watch = tripwire.watch              # the tripwire's sealed watch, as imported
+_ndarray_view = np.ndarray.view
+
+
 def run(name: str, fn: Callable, *args, **kwargs):
     """Call the student's ``fn`` under the integrity tripwire of graded function ``name``."""
     if not callable(fn):
         raise GradingError(f"{name} is not a function (it is {type(fn).__name__}); "
                            f"run the cell that defines it")
-    result, problem = tripwire.watch(name, fn, *args, **kwargs)
+    result, problem = _watch(name, fn, *args, **kwargs)
     if problem:
         raise IntegrityError(problem)
     return result
@@ -126,7 +131,8 @@ def check_value(name: str, fn: Callable, args: Sequence | Mapping, want: Any,
 def _as_array(what: str, got: Any) -> np.ndarray:
     if not isinstance(got, np.ndarray):
         raise GradingError(f"{what} returned {type(got).__name__}, expected a numpy array")
-    return got
+    # a subclass could answer comparisons and ufuncs as it likes: look at its data only
+    return _ndarray_view(got, np.ndarray) if type(got) is not np.ndarray else got
 
 
 def check_shape(name: str, fn: Callable, args: Sequence | Mapping, shape: tuple,
@@ -193,7 +199,11 @@ def compare(name: str, fn: Callable, reference_fn: Callable, args: Sequence | Ma
 
 
 # ---------------------------------------------------------------- the reference
-_PRIVATE: dict[str, Any] = {}
+# The modules the assignments' tests take from the reference; a grading kernel loads them
+# before the notebook's first cell (grader.kernel --preload).
+REFERENCE_MODULES = ("functional", "arch", "gradcheck", "data", "nn", "analysis")
+
+_PRIVATE: dict[str, dict[str, Any]] = {}   # module -> its namespace as loaded
 
 
 def reference(*modules: str) -> SimpleNamespace:
@@ -201,12 +211,14 @@ def reference(*modules: str) -> SimpleNamespace:
 
     ``reference("functional", "arch").functional.conv2d`` is cnnlib's conv2d as
     shipped, whatever the notebook did to ``sys.modules``, ``cnnlib``'s
-    attributes or the import system.  Use it in hidden tests only."""
+    attributes or the import system.  Each call returns a new namespace per module,
+    made from the module's attributes as loaded, so a notebook that changes the
+    namespace one test used does not change the next one.  Use it in hidden tests only."""
     modules = modules or ("functional",)
     missing = [m for m in modules if m not in _PRIVATE]
     if missing:
-        _PRIVATE.update(_load_private(missing))
-    return SimpleNamespace(**{m: _PRIVATE[m] for m in modules})
+        _PRIVATE.update({name: dict(vars(module)) for name, module in _load_private(missing).items()})
+    return SimpleNamespace(**{m: SimpleNamespace(**_PRIVATE[m]) for m in modules})
 
 
 def _load_private(names: Sequence[str]) -> dict[str, Any]:
@@ -244,3 +256,56 @@ def _load_private(names: Sequence[str]) -> dict[str, Any]:
         sys.modules.update(saved)
         sys.meta_path[:] = saved_meta
     return loaded
+
+
+# ---------------------------------------------------------------- sealing
+def _seal_module() -> None:
+    """Freeze this module as it is now (at import, before a grading kernel runs any cell).
+
+    Its functions are rebuilt to look up the names they use (each other, ``np``, the
+    tripwire's sealed ``watch``) in a private copy of this module's namespace, in which ``np``
+    is a copy of NumPy's namespace; the module's public attributes always answer with those
+    functions and cannot be assigned.  So a notebook that assigns ``checks.run``,
+    ``checks.tripwire``, ``grader.tripwire.watch`` or ``np.allclose`` changes nothing the
+    tests call.  (What a notebook can still do is in grader/AUTHORING.md.)"""
+    module = sys.modules[__name__]
+    private = dict(globals())
+    private["np"] = SimpleNamespace(**vars(np))
+    private["_watch"] = tripwire.watch
+    private["_ndarray_view"] = np.ndarray.view
+    private["_PRIVATE"] = {}
+    for name, obj in list(private.items()):
+        if isinstance(obj, types.FunctionType) and obj.__module__ == __name__:
+            fn = types.FunctionType(obj.__code__, private, obj.__name__, obj.__defaults__, obj.__closure__)
+            fn.__kwdefaults__, fn.__doc__, fn.__qualname__ = obj.__kwdefaults__, obj.__doc__, obj.__qualname__
+            fn.__module__ = __name__
+            private[name] = fn
+    frozen = {name: private[name] for name in (*__all__, "REFERENCE_MODULES")}
+    for name, value in frozen.items():
+        globals()[name] = value
+    del globals()["_PRIVATE"]
+    locked = frozenset(frozen) | {"__class__", "__dict__"}
+    missing = object()
+    get, put, drop = types.ModuleType.__getattribute__, types.ModuleType.__setattr__, types.ModuleType.__delattr__
+
+    class SealedModule(types.ModuleType):
+        __slots__ = ()
+
+        def __getattribute__(self, name):
+            value = frozen.get(name, missing)
+            return get(self, name) if value is missing else value
+
+        def __setattr__(self, name, value):
+            if name in locked:
+                raise AttributeError(f"{__name__}.{name} cannot be changed")
+            put(self, name, value)
+
+        def __delattr__(self, name):
+            if name in locked:
+                raise AttributeError(f"{__name__}.{name} cannot be deleted")
+            drop(self, name)
+
+    module.__class__ = SealedModule
+
+
+_seal_module()
