@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pathlib
 import sys
 import threading
@@ -125,3 +126,180 @@ def test_missing_bubblewrap_is_loud(monkeypatch, capsys):
     km.sandbox = "bwrap"
     with pytest.raises(RuntimeError):
         km.format_kernel_cmd()
+
+
+# ---------------------------------------------------------------- a notebook attacks the grader
+# Each attack is what a notebook cell could run before the hidden tests: it rewrites the grader's
+# rules or helpers so that a function calling the engine goes unnoticed. ``patch`` sets a module
+# attribute through the module's __dict__ (a read-only module does not stop that) and undoes it
+# after the test.
+def _patch(monkeypatch, module, name, value):
+    monkeypatch.setitem(vars(module), name, value)
+
+
+def _no_rules(monkeypatch):
+    monkeypatch.setitem(tripwire.GRADED, "conv2d_forward", tripwire.Rule(forbid=()))
+    _patch(monkeypatch, tripwire, "DEFAULT_RULE", tripwire.Rule(forbid=()))
+
+
+def _rule_for(monkeypatch):
+    _patch(monkeypatch, tripwire, "rule_for", lambda name: tripwire.Rule(forbid=()))
+
+
+def _watch(monkeypatch):
+    _patch(monkeypatch, tripwire, "watch", lambda name, fn, *a, **k: (fn(*a, **k), None))
+
+
+def _fake_module(monkeypatch):
+    fake = types.ModuleType("grader.tripwire")
+    fake.watch = lambda name, fn, *a, **k: (fn(*a, **k), None)
+    monkeypatch.setitem(sys.modules, "grader.tripwire", fake)
+    _patch(monkeypatch, checks, "tripwire", fake)
+
+
+def _checks_run(monkeypatch):
+    _patch(monkeypatch, checks, "run", lambda name, fn, *a, **k: fn(*a, **k))
+
+
+def _watch_class(monkeypatch):
+    watch_class = getattr(tripwire, "Watch", None)
+    if watch_class is not None:  # the tripwire this replaced kept its verdict in a class
+        monkeypatch.setattr(watch_class, "problem", lambda self: None)
+    else:
+        _patch(monkeypatch, tripwire, "Watch", type("Watch", (), {"problem": lambda self: None}))
+
+
+def _fnmatch(monkeypatch):
+    import fnmatch
+    monkeypatch.setattr(fnmatch, "fnmatchcase", lambda name, pattern: False)
+    _patch(monkeypatch, tripwire, "_FINGERPRINTS", {})
+
+
+def _realpath(monkeypatch):
+    monkeypatch.setattr(os.path, "realpath", lambda path, **k: "/elsewhere/" + os.path.basename(path))
+    _patch(monkeypatch, tripwire, "_FINGERPRINTS", {})
+
+
+def _builtin_any(monkeypatch):
+    import builtins
+    real_any = builtins.any
+
+    def any(iterable):  # False for the grader, the real answer for everybody else
+        return False if sys._getframe(1).f_globals.get("__name__", "").startswith("grader") else real_any(iterable)
+
+    monkeypatch.setattr(builtins, "any", any)
+
+
+def _fake_profiler(monkeypatch):
+    installed = [None]
+    monkeypatch.setattr(sys, "setprofile", lambda fn: installed.__setitem__(0, fn))
+    monkeypatch.setattr(sys, "getprofile", lambda: installed[0])
+    monkeypatch.setattr(threading, "setprofile", lambda fn: None)
+
+
+ATTACKS = {"GRADED": _no_rules, "rule_for": _rule_for, "watch": _watch, "sys.modules": _fake_module,
+           "checks.run": _checks_run, "Watch.problem": _watch_class, "fnmatch": _fnmatch,
+           "os.path.realpath": _realpath, "builtins.any": _builtin_any,
+           "sys.setprofile": _fake_profiler}
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_rewriting_the_grader_before_the_tests_changes_nothing(monkeypatch, attack):
+    ATTACKS[attack](monkeypatch)
+    with pytest.raises(checks.IntegrityError, match="conv2d_forward ran cnnlib"):
+        compare(lambda x, w, b, stride=1, padding=0: CAPTURED(x, w, b, stride, padding))
+    compare(mine)  # and an honest function still passes
+
+
+def test_emptied_escapes_do_not_let_a_bare_thread_through(monkeypatch):
+    import _thread
+    monkeypatch.setattr(tripwire, "_ESCAPES", set())
+
+    def in_a_bare_thread(x, w, b, stride=1, padding=0):
+        out, done = [], _thread.allocate_lock()
+        done.acquire()
+        _thread.start_new_thread(lambda: (out.append(CAPTURED(x, w, b, stride, padding)), done.release()), ())
+        done.acquire()
+        return out[0]
+
+    with pytest.raises(checks.IntegrityError, match="own process and thread"):
+        compare(in_a_bare_thread)
+
+
+def test_a_patched_reference_does_not_last_to_the_next_test():
+    F = checks.reference("functional").functional
+    real = F.conv2d
+    F.conv2d = lambda *a, **k: np.zeros(1)  # a notebook cell after one hidden test, before the next
+    again = checks.reference("functional").functional
+    assert again.conv2d is real
+
+
+def test_the_tripwire_keeps_no_arrays_alive():
+    """A graded function's temporaries are freed as it goes: the tripwire keeps no reference to
+    them (it used to keep every bound method it saw, and with it its array, until the call ended)."""
+    import weakref
+
+    def makes_temporaries():
+        refs = []
+        for _ in range(5):
+            a = np.ones(1000)
+            a.sum()
+            a.reshape(10, 100).mean(axis=0)
+            refs.append(weakref.ref(a))
+            del a
+        return [r() is None for r in refs]
+
+    assert checks.run("conv2d_forward", makes_temporaries) == [True] * 5
+
+
+def test_every_graded_function_is_registered_in_the_tripwire_not_in_a_notebook():
+    import json
+
+    source = pathlib.Path(tripwire.__file__).parent / "source"
+    graded = []
+    for path in sorted(source.glob("*/*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            text = "".join(cell["source"])
+            assert "tripwire" not in text and "GRADED" not in text, (path.name, text[:200])
+            gid = cell["metadata"].get("nbgrader", {}).get("grade_id", "")
+            if cell["cell_type"] == "code" and cell["metadata"]["nbgrader"].get("solution") \
+                    and text.startswith(f"def {gid}("):
+                graded.append(gid)
+    assert len(graded) == 17, graded
+    assert sorted(set(graded) - set(tripwire.GRADED)) == []
+    assert tripwire.GRADED["build_model"].forbid == () and tripwire.GRADED["train_model"].forbid == ()
+
+
+def test_the_engine_reached_through_a_symbolic_link_is_the_engine(tmp_path, monkeypatch):
+    import importlib.util
+
+    (tmp_path / "mylib").symlink_to(tripwire.CNNLIB_DIR, target_is_directory=True)
+    spec = importlib.util.spec_from_file_location("mylib_arch", tmp_path / "mylib" / "arch.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "mylib_arch", module)
+    spec.loader.exec_module(module)
+
+    def output_size(n, k, stride=1, padding=0, dilation=1):
+        return module.output_size(n, k, stride, padding, dilation)
+
+    with pytest.raises(checks.IntegrityError, match=r"ran cnnlib\.arch\.output_size: "):
+        checks.check_value("output_size", output_size, (10, 3), 4, kwargs=dict(stride=2))
+
+
+def test_looking_for_the_tripwire_during_the_call_is_an_escape():
+    import gc
+
+    def looks(x, w, b, stride=1, padding=0):
+        gc.get_referents(sys.getprofile())
+        return mine(x, w, b, stride, padding)
+
+    with pytest.raises(checks.IntegrityError, match="sys.getprofile, gc.get_referents"):
+        compare(looks)
+
+
+def test_the_checks_module_cannot_be_assigned():
+    with pytest.raises(AttributeError):
+        checks.compare = lambda *a, **k: None
+    with pytest.raises(AttributeError):
+        checks.__class__ = types.ModuleType
+    assert checks.compare.__module__ == "grader.checks"

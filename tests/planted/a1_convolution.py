@@ -154,6 +154,45 @@ if _reached:
     def output_size(n, k, stride=1, padding=0, dilation=1):
         return -1
 '''
+# rewrites the grader's rules and helpers (and what they use) before the tests run, then calls the engine
+REWRITE_GRADER = """
+import sys as _s, fnmatch as _fn, os as _os
+import grader.tripwire as _t, grader.checks as _c
+_t.GRADED["conv2d_forward"] = _t.Rule(forbid=())
+_t.GRADED.clear()
+_t.DEFAULT_RULE = _t.Rule(forbid=())
+_t.rule_for = lambda name: _t.Rule(forbid=())
+_t.watch = lambda name, fn, *a, **k: (fn(*a, **k), None)
+_t._FINGERPRINTS = {}
+_c.__dict__["run"] = lambda name, fn, *a, **k: fn(*a, **k)
+_c.__dict__["tripwire"] = _t
+try:
+    _c.run = _c.__dict__["run"]
+except AttributeError:
+    pass
+_s.modules["grader.tripwire"] = _t
+_fn.fnmatchcase = lambda name, pattern: False
+_real_realpath = _os.path.realpath
+_os.path.realpath = lambda p, **k: "/elsewhere" if "cnnlib" in str(p) else _real_realpath(p, **k)
+_hooks = [None]
+_s.setprofile = lambda f: _hooks.__setitem__(0, f)
+_s.getprofile = lambda: _hooks[0]
+""" + CONV_DISGUISED
+# makes NumPy's comparisons agree with anything, so that a flipped kernel would pass
+PATCH_NUMPY = CONV_FLIPPED + """
+np.allclose = lambda *a, **k: True
+np.isclose = lambda a, b, *r, **k: np.ones(np.broadcast(a, b).shape, bool)
+"""
+# returns an array whose comparisons and ufuncs all answer True
+LYING_ARRAY = CONV_FLIPPED + """
+class _Liar(np.ndarray):
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return True
+_flipped = conv2d_forward
+def conv2d_forward(x, w, b, stride=1, padding=0):
+    \"\"\"Flipped, and it says it is right.\"\"\"
+    return _flipped(x, w, b, stride, padding).view(_Liar)
+"""
 EDIT_TESTS = "edit-tests"
 
 # variant -> solution cells (grade id -> code), plus optional tampering
@@ -175,6 +214,9 @@ VARIANTS = {
     "steal-solution": {"output_size": STEAL_SOLUTION, "conv2d_forward": STEAL_SOLUTION},
     "network": {"output_size": NETWORK, "conv2d_forward": CONV_IM2COL},
     "edited-tests": {"output_size": OUTPUT_SIZE, "conv2d_forward": CONV_FLIPPED, EDIT_TESTS: True},
+    "rewrite-grader": {"output_size": OUTPUT_SIZE, "conv2d_forward": REWRITE_GRADER},
+    "patch-numpy": {"output_size": OUTPUT_SIZE, "conv2d_forward": PATCH_NUMPY},
+    "lying-array": {"output_size": OUTPUT_SIZE, "conv2d_forward": LYING_ARRAY},
     "stub": {},
     "not-json": {"raw": b'{"cells": [ {"cell_type": "code", "source": "trunc'},
     "stripped-metadata": {"output_size": OUTPUT_SIZE, "conv2d_forward": CONV_IM2COL, "strip": True},
@@ -202,6 +244,9 @@ EXPECTED = {
     "steal-solution": (0 + 2, "graded"),            # nothing to steal: only the exercise (filled in) scores
     "network": (FULL, "graded"),                     # network unreachable, so output_size is intact
     "edited-tests": (FULL - CONV + 1, "graded"),    # the tests were restored: flipped kernel fails
+    "rewrite-grader": (FULL - CONV, "graded"),       # the tests use the rules sealed before any cell ran
+    "patch-numpy": (FULL - CONV + 1, "graded"),      # the comparisons use NumPy as it was imported
+    "lying-array": (FULL - CONV + 1, "graded"),      # the comparisons look at the array's data only
     "stub": (0, "graded"),
     "not-json": (None, "failed"),
     "stripped-metadata": (None, "failed"),
