@@ -396,18 +396,3 @@ def _seal(graded: dict[str, Rule], default: Rule, escapes: frozenset[str]):
 # Sealed when this module is imported: in a grading kernel that is before the notebook's
 # first cell (grader.kernel imports grader.checks first).  Tests call it through checks.run.
 watch = _sealed_watch = _seal(GRADED, DEFAULT_RULE, _ESCAPES)
-
-
-def child_processes() -> list[int]:
-    """Live child processes of this process (Linux; empty elsewhere)."""
-    pids: list[int] = []
-    task_dir = Path("/proc/self/task")
-    if not task_dir.is_dir():
-        return pids
-    for task in task_dir.iterdir():
-        try:
-            text = (task / "children").read_text()
-        except OSError:
-            continue
-        pids.extend(int(p) for p in text.split())
-    return pids
