@@ -304,9 +304,11 @@ class SandboxKernelManager(AsyncKernelManager):
             if any(_inside(path, h) and path != h for h in hidden):
                 continue  # already under a hidden parent
             cmd += ["--tmpfs", str(path)]
-        # what must stay visible inside hidden folders: the Python installation, the
-        # grader's own modules, the scratch copy and the runtime folder
-        expose_ro = [_real(sys.base_prefix), _real(sys.prefix), _real(os.path.dirname(sys.executable))]
+        # what must stay visible inside hidden folders: the Python installation, the engine
+        # (the hidden tests' reference; a checkout under /tmp, /root or /home is otherwise
+        # hidden with its parent), the grader's own modules, the scratch copy and the runtime folder
+        expose_ro = [_real(sys.base_prefix), _real(sys.prefix), _real(os.path.dirname(sys.executable)),
+                     REPO / "cnnlib"]
         expose_ro += [p for p in HERE.iterdir() if p.suffix == ".py" or p.name == "__pycache__"]
         expose_rw = [self._scratch, self._runtime]
         made: set[Path] = set()

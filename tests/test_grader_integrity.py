@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import os
 import pathlib
+import subprocess
 import sys
 import threading
 import types
@@ -126,6 +127,22 @@ def test_missing_bubblewrap_is_loud(monkeypatch, capsys):
     km.sandbox = "bwrap"
     with pytest.raises(RuntimeError):
         km.format_kernel_cmd()
+
+
+def test_the_engine_stays_visible_when_the_checkout_lives_in_a_hidden_folder(tmp_path):
+    """A clone under /tmp, /root or /home is hidden with its parent folder; the hidden tests'
+    reference (cnnlib) and the grader's modules must still be there, the tests folder not."""
+    km = sandbox.SandboxKernelManager(sandbox="bwrap", extra_hidden_paths=[str(sandbox.REPO.parent)])
+    km._scratch, km._runtime = tmp_path, tmp_path
+    probe = ("import pathlib, sys\n"
+             "from grader import checks\n"
+             "assert checks.reference('functional').functional.conv2d is not None\n"
+             "repo = pathlib.Path(sys.argv[1])\n"
+             "assert not (repo / 'tests').exists() or not any((repo / 'tests').iterdir())\n"
+             "print('ok')\n")
+    result = subprocess.run(km.bwrap_command() + ["--", sys.executable, "-c", probe, str(sandbox.REPO)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "ok", result.stderr[-2000:]
 
 
 # ---------------------------------------------------------------- a notebook attacks the grader
