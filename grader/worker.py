@@ -45,6 +45,7 @@ def _notes(submitted: Path, autograded: Path) -> list[str]:
     import nbformat
 
     from .execute import STOPPED
+    from .review import review_note
 
     notes = []
     for path in sorted(autograded.glob("*.ipynb")):
@@ -60,6 +61,9 @@ def _notes(submitted: Path, autograded: Path) -> list[str]:
                     continue
                 if out.get("ename") in STOPPED or out.get("ename") == "IntegrityError":
                     notes.append(f"{cid}: {out['ename']}: {out.get('evalue', '')[:200]}")
+        tampering = review_note(submitted / path.name)
+        if tampering:
+            notes.append(tampering)
     return notes
 
 

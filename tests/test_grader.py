@@ -108,6 +108,16 @@ def test_failures_say_why(graded):
     assert re.search(r"24 submissions, 21 graded, 3 failed in [\d.]+ s", line), line
 
 
+TAMPERING = {"rewrite-grader", "patch-numpy", "lying-array", "patch-reference", "disguised-import",
+             "source-from-disk", "steal-solution", "read-secrets"}
+
+
+@pytest.mark.parametrize("variant", sorted(planted.EXPECTED))
+def test_code_that_reaches_into_the_grader_is_flagged_for_review(graded, variant):
+    flagged = "review by hand" in graded["export"][variant]["message"]
+    assert flagged == (variant in TAMPERING), graded["export"][variant]
+
+
 def test_limits_contained_the_hostile_ones(graded):
     nb = graded["course"] / "autograded" / "memory-bomb" / "a1-convolution" / "a1-convolution.ipynb"
     text = nb.read_text()

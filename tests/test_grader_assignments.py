@@ -66,3 +66,10 @@ def test_planted_submissions_get_their_expected_scores(export, assignment, modul
             wrong[variant] = (row["score"], row["status"], row["message"], "expected", score, status)
     assert not wrong, wrong
     assert float(export[(assignment, "stub")]["score"]) == 0
+    # Honest work is never sent to review; a disguised import of the engine is.
+    for variant in planted.EXPECTED:
+        flagged = "review by hand" in export[(assignment, variant)]["message"]
+        if variant.startswith("correct"):
+            assert not flagged, export[(assignment, variant)]
+        if variant == "disguised-import":
+            assert flagged, export[(assignment, variant)]

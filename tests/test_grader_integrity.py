@@ -12,7 +12,7 @@ import types
 import numpy as np
 import pytest
 
-from grader import checks, sandbox, tripwire
+from grader import checks, review, sandbox, tripwire
 
 X = np.random.default_rng(0).standard_normal((2, 3, 7, 9))
 W = np.random.default_rng(1).standard_normal((4, 3, 3, 2))
@@ -143,6 +143,33 @@ def test_the_engine_stays_visible_when_the_checkout_lives_in_a_hidden_folder(tmp
     result = subprocess.run(km.bwrap_command() + ["--", sys.executable, "-c", probe, str(sandbox.REPO)],
                             capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("source,expected", [
+    ("import ctypes\nctypes.pythonapi.PyFrame_LocalsToFast", ["imports ctypes"]),
+    ("get_ipython().input_transformers_post.append(lambda lines: [])", ["uses .input_transformers_post"]),
+    ("import gc\nfor o in gc.get_objects(): pass", ["imports gc", "uses .get_objects"]),
+    ("np.allclose = lambda *a, **k: True", ["assigns np.allclose"]),
+    ("watch.__closure__[0].cell_contents = None", ["uses .__closure__"]),
+    ("exec(open('x.py').read())", ["calls exec()"]),
+])
+def test_review_names_what_looks_like_tampering(source, expected):
+    assert review.findings(source, {"np"}) == expected
+
+
+@pytest.mark.parametrize("source", [
+    "import numpy as np\ndef conv2d_forward(x, w, b, stride=1, padding=0):\n    return np.zeros(1)",
+    "%timeit conv2d_forward(x, w, None)",       # a magic becomes get_ipython().run_line_magic
+    "y = x.copy()\ny[0] = 1\nmodel.fc.weight = w",  # attributes of objects, not of modules
+    "def f(:",                                  # does not parse: cannot run either
+])
+def test_review_leaves_ordinary_code_alone(source):
+    assert review.findings(source, {"np"}) == []
+
+
+def test_the_instructors_solutions_need_no_review():
+    for notebook in sorted((sandbox.REPO / "grader" / "source").glob("*/*.ipynb")):
+        assert review.review_note(notebook) is None, notebook
 
 
 # ---------------------------------------------------------------- a notebook attacks the grader

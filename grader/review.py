@@ -1,0 +1,111 @@
+"""Point the instructor at submitted code that reaches into the grading machinery.
+
+The tripwire and the sealed test helpers stop a notebook from calling the engine
+unnoticed, but a notebook cell runs in the same interpreter as the tests, and some
+tampering cannot be stopped from inside it (``grader/AUTHORING.md``, "The security
+model"): rewriting IPython's input transformers, ``ctypes``, reaching sealed state
+through ``gc`` or closures.  None of that has a place in a CNN assignment, so it can
+at least be seen: the code cells a student wrote are read (not run) with ``ast``, and
+what looks like tampering becomes a "review by hand" note in the export's message.
+The score is left alone; the note asks a person to read the notebook.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+# Modules a CNN assignment has no use for, other than reaching into the grader.
+_MODULES = {"grader", "ctypes", "gc", "builtins", "importlib", "inspect", "IPython"}
+# Attributes that lead into interpreter internals, the profiler or IPython's cell machinery.
+_ATTRIBUTES = {"__closure__", "__globals__", "__code__", "__builtins__", "__dict__", "f_back",
+               "f_globals", "f_locals", "tb_frame", "setprofile", "settrace", "getprofile",
+               "gettrace", "get_referents", "get_referrers", "get_objects", "modules",
+               "input_transformers_post", "input_transformers_cleanup", "run_cell", "events",
+               "__array_ufunc__", "__array_function__"}
+_CALLS = {"exec", "eval", "compile", "__import__"}
+MAX_FINDINGS = 5
+
+
+def _python(source: str) -> str:
+    """The cell as Python: IPython's magics and shell escapes turned into calls."""
+    from IPython.core.inputtransformer2 import TransformerManager
+    return TransformerManager().transform_cell(source)
+
+
+def _parse(source: str) -> ast.Module | None:
+    try:
+        return ast.parse(_python(source))
+    except SyntaxError:
+        return None  # a cell that does not parse cannot run either
+
+
+def _module_names(tree: ast.Module) -> set[str]:
+    """Names an import statement binds (``np`` for ``import numpy as np``)."""
+    return {(a.asname or a.name).split(".")[0] for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom)) for a in node.names}
+
+
+def findings(source: str, modules: set[str] = frozenset()) -> list[str]:
+    """What in one code cell looks like tampering, in words ("imports ctypes", ...).
+
+    ``modules``: names bound to modules by other cells of the notebook (``np``)."""
+    tree = _parse(source)
+    if tree is None:
+        return []
+    modules = set(modules) | _module_names(tree)
+    found: list[str] = []
+
+    def say(text: str) -> None:
+        if text not in found:
+            found.append(text)
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            for name in names:
+                if name.split(".")[0] in _MODULES:
+                    say(f"imports {name}")
+        elif isinstance(node, ast.Attribute) and node.attr in _ATTRIBUTES:
+            say(f"uses .{node.attr}")
+        elif isinstance(node, ast.FunctionDef) and node.name in _ATTRIBUTES:
+            say(f"defines {node.name}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CALLS:
+            say(f"calls {node.func.id}()")
+        # Assigning to an attribute of an imported module (np.allclose = ...) changes it for the tests.
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])
+        for target in targets:
+            while isinstance(target, ast.Subscript):
+                target = target.value
+            if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                    and target.value.id in modules):
+                say(f"assigns {target.value.id}.{target.attr}")
+    return found
+
+
+def review_note(notebook: Path) -> str | None:
+    """One export note for a submitted notebook, or None when nothing looks like tampering.
+
+    Only the cells the student wrote are read: the instructor's test and read-only cells
+    are restored before grading anyway, and what they do is the grader's business."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception:
+        return None  # an unreadable notebook is reported as failed elsewhere
+    code = [cell for cell in nb.cells if cell.get("cell_type") == "code"]
+    modules = set().union(*(_module_names(t) for t in map(_parse, (c.get("source", "") for c in code)) if t))
+    flagged = []
+    for cell in code:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("locked") or (meta.get("grade") and not meta.get("solution")):
+            continue
+        what = findings(cell.get("source", ""), modules)
+        if what:
+            flagged.append(f"{meta.get('grade_id', cell.get('id', '?'))}: {', '.join(what)}")
+    if not flagged:
+        return None
+    more = f" (and {len(flagged) - MAX_FINDINGS} more cells)" if len(flagged) > MAX_FINDINGS else ""
+    return ("review by hand, the code reaches into the grading machinery: "
+            + "; ".join(flagged[:MAX_FINDINGS]) + more)
