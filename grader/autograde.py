@@ -25,14 +25,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import queue
 import select
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -45,11 +45,10 @@ def _module_names(tree: ast.Module) -> set[str]:
             if isinstance(node, (ast.Import, ast.ImportFrom)) for a in node.names}
 
 
-def findings(source: str, modules: set[str] = frozenset()) -> list[str]:
-    """What in one code cell looks like tampering, in words ("imports ctypes", ...).
-
-    ``modules``: names bound to modules by other cells of the notebook (``np``)."""
-    tree = _parse(source)
+def findings(source: str | ast.Module | None, modules: set[str] = frozenset()) -> list[str]:
+    """What in one code cell (its source, or its parsed tree) looks like tampering, in words
+    ("imports ctypes", ...). ``modules``: names bound to modules by other cells (``np``)."""
+    tree = _parse(source) if isinstance(source, str) else source
     if tree is None:
         return []
     modules = set(modules) | _module_names(tree)
@@ -94,14 +93,14 @@ def review_note(notebook: Path) -> str | None:
         nb = nbformat.read(notebook, as_version=4)
     except Exception:
         return None  # an unreadable notebook is reported as failed elsewhere
-    code = [cell for cell in nb.cells if cell.get("cell_type") == "code"]
-    modules = set().union(*(_module_names(t) for t in map(_parse, (c.get("source", "") for c in code)) if t))
+    code = [(cell, _parse(cell.get("source", ""))) for cell in nb.cells if cell.get("cell_type") == "code"]
+    modules = set().union(*(_module_names(tree) for _, tree in code if tree))
     flagged = []
-    for cell in code:
+    for cell, tree in code:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if meta.get("locked") or (meta.get("grade") and not meta.get("solution")):
             continue
-        what = findings(cell.get("source", ""), modules)
+        what = findings(tree, modules)
         if what:
             flagged.append(f"{meta.get('grade_id', cell.get('id', '?'))}: {', '.join(what)}")
     if not flagged:

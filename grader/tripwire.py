@@ -95,11 +95,6 @@ _ESCAPES = frozenset({
 })
 
 
-def rule_for(name: str) -> Rule:
-    """The rule registered for ``name`` (for authors and tools; :func:`watch` uses its own copy)."""
-    return GRADED.get(name, DEFAULT_RULE)
-
-
 def _cnnlib_module(filename: str) -> str | None:
     """'cnnlib.functional' for a file inside the engine's package, else None."""
     try:
@@ -207,7 +202,7 @@ def _seal(graded: dict[str, Rule], default: Rule, escapes: frozenset[str]):
     to regexes), the escapes, the engine's files and fingerprints, and the C functions it
     calls (``sys.setprofile`` and the builtins).  At grading time it looks nothing up in a
     module, in ``builtins`` or in the standard library's Python code, so a notebook that
-    rewrites ``GRADED``, ``rule_for``, ``watch``, ``fnmatch``, ``os.path``, ``builtins`` or
+    rewrites ``GRADED``, ``watch``, ``fnmatch``, ``os.path``, ``builtins`` or
     ``sys.setprofile`` changes nothing.  (What a notebook can still do is in AUTHORING.md.)
     """
     set_profile, get_profile = sys.setprofile, sys.getprofile
@@ -220,7 +215,6 @@ def _seal(graded: dict[str, Rule], default: Rule, escapes: frozenset[str]):
         int, types.CodeType, types.ModuleType, BaseException, OSError)
     _stat, _listdir, _open = os.stat, os.listdir, io.open
     min_bytes = _MIN_CODE_BYTES
-    empty: tuple = ()
 
     def compiled(rule: Rule):
         return (_compile(rule.forbid), _compile(rule.allow),
@@ -395,4 +389,4 @@ def _seal(graded: dict[str, Rule], default: Rule, escapes: frozenset[str]):
 
 # Sealed when this module is imported: in a grading kernel that is before the notebook's
 # first cell (grader.kernel imports grader.checks first).  Tests call it through checks.run.
-watch = _sealed_watch = _seal(GRADED, DEFAULT_RULE, _ESCAPES)
+watch = _seal(GRADED, DEFAULT_RULE, _ESCAPES)

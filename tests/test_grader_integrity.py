@@ -186,10 +186,6 @@ def _no_rules(monkeypatch):
     _patch(monkeypatch, tripwire, "DEFAULT_RULE", tripwire.Rule(forbid=()))
 
 
-def _rule_for(monkeypatch):
-    _patch(monkeypatch, tripwire, "rule_for", lambda name: tripwire.Rule(forbid=()))
-
-
 def _watch(monkeypatch):
     _patch(monkeypatch, tripwire, "watch", lambda name, fn, *a, **k: (fn(*a, **k), None))
 
@@ -241,7 +237,7 @@ def _fake_profiler(monkeypatch):
     monkeypatch.setattr(threading, "setprofile", lambda fn: None)
 
 
-ATTACKS = {"GRADED": _no_rules, "rule_for": _rule_for, "watch": _watch, "sys.modules": _fake_module,
+ATTACKS = {"GRADED": _no_rules, "watch": _watch, "sys.modules": _fake_module,
            "checks.run": _checks_run, "Watch.problem": _watch_class, "fnmatch": _fnmatch,
            "os.path.realpath": _realpath, "builtins.any": _builtin_any,
            "sys.setprofile": _fake_profiler}

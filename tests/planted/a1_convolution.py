@@ -7,7 +7,6 @@ the end-to-end test asserts.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import nbformat
