@@ -4,9 +4,9 @@ Times cnnlib's fast path, the naive loops of :mod:`cnnlib.reference` (on a reduc
 up linearly) and PyTorch on the CPU when it is installed, on float32 problems. The contenders
 take turns in blocks of rounds, so that load from other processes on a shared machine hits them
 alike, each block after a pause that lets the other library's threads settle; the medians and
-their ratios are what to read. Also reports the
-GFLOP/s reached against a bare NumPy matmul of the same GEMM, and trains the digits CNN in a
-fresh process to measure its time, accuracy and peak memory.
+their ratios are what to read. Also reports the GFLOP/s reached against a bare NumPy matmul of
+the same GEMM, and trains the digits CNN in a fresh process to measure its time, accuracy and
+peak memory.
 """
 from __future__ import annotations
 
