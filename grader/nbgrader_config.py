@@ -27,6 +27,15 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
+# Late submissions (a due date is set with `python -m grader release A --due ...`):
+# each notebook of a late submission loses 10% of its autograded points per started
+# day late (grader/collect.py), at most all of them.
+c.AssignLatePenalties.plugin_class = "grader.collect.PerDayPenalty"
+c.PerDayPenalty.percent_per_day = 10
+c.PerDayPenalty.grace_minutes = 0
+# The course's time zone: a --due date or a zip file date without an offset is read in it.
+c.NbGraderAPI.timezone = "UTC"
+
 c.SandboxedExecute.timeout = 30            # seconds per cell
 c.SandboxedExecute.notebook_budget = 300   # seconds per notebook, all cells together
 c.SandboxedExecute.interrupt_grace = 3
