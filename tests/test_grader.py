@@ -71,11 +71,53 @@ def graded(tmp_path_factory):
             "release": release}
 
 
-def test_release_hides_solutions_and_hidden_tests(graded):
-    text = graded["release"].read_text()
-    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
-    assert "default_rng(202)" not in text
-    assert "raise NotImplementedError()" in text
+MARKERS = ("SOLUTION", "HIDDEN TESTS", "MARK SCHEME")
+
+
+def _secret_lines(source: Path) -> set[str]:
+    """Lines between BEGIN/END SOLUTION, HIDDEN TESTS or MARK SCHEME markers that appear
+    nowhere else in the source notebook, not even within a line (the answer key's own)."""
+    secret, public = set(), set()
+    for cell in nbformat.read(source, as_version=4).cells:
+        inside = None
+        for line in cell.source.splitlines():
+            text = line.strip()
+            marker = next((m for m in MARKERS if f"BEGIN {m}" in text or f"END {m}" in text), None)
+            if marker:
+                inside = marker if f"BEGIN {marker}" in text else None
+                continue
+            (secret if inside else public).add(text)
+    shown = "\n".join(public)
+    return {line for line in secret if len(line) >= 12 and line not in shown}
+
+
+def test_release_hides_solutions_and_hidden_tests(tmp_path):
+    """Every file of the student download, for every assignment: no solution, no hidden
+    test, no mark scheme, not even one line of them."""
+    course = tmp_path / "course"
+    shutil.copytree(REPO / "grader" / "source", course / "source")
+    grader("release", course=course)
+    sources = sorted(p for p in (REPO / "grader" / "source").iterdir() if p.is_dir())
+    assert len(sources) >= 6
+    for source in sources:
+        secrets = set().union(*(_secret_lines(nb) for nb in source.glob("*.ipynb")))
+        assert len(secrets) > 10, source
+        files = [p for p in (course / "release" / source.name).rglob("*") if not p.is_dir()]
+        assert sorted(p.name for p in files) == sorted(p.name for p in source.rglob("*") if p.is_file())
+        for path in files:
+            assert not path.is_symlink(), path
+            raw = path.read_bytes().decode("utf-8", "replace")
+            texts = [raw]
+            if path.suffix == ".ipynb":
+                nb = nbformat.reads(raw, as_version=4)
+                texts.append("\n".join(c.source for c in nb.cells))
+                texts.append(json.dumps([c.get("outputs", []) for c in nb.cells]))
+                assert "raise NotImplementedError()" in texts[1]
+            for text in texts:
+                for marker in MARKERS:
+                    assert f"BEGIN {marker}" not in text and f"END {marker}" not in text, (path, marker)
+                for line in secrets:
+                    assert line not in text and json.dumps(line)[1:-1] not in text, (path, line)
 
 
 @pytest.mark.parametrize("variant", sorted(planted.EXPECTED))
@@ -130,7 +172,7 @@ def test_limits_contained_the_hostile_ones(graded):
 def test_by_test_export(graded):
     text = grader("export", "--by-test", course=graded["course"]).stdout
     header = text.splitlines()[0]
-    assert header == "student_id,assignment,notebook,grade_id,score,max_score"
+    assert header == "student_id,assignment,notebook,grade_id,score,max_score,message"
     mine = [r for r in csv.DictReader(io.StringIO(text)) if r["student_id"] == "forgot-stride"]
     scores = {r["grade_id"]: float(r["score"]) for r in mine}
     assert scores["test_conv2d_hidden_stride_padding"] == 0

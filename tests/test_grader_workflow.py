@@ -228,7 +228,7 @@ def test_export_follows_the_gradebook_and_one_submissions_folder(cls, tmp_path):
     run = ok(grader("autograde", A1, "--submissions", other, *LIMITS, course=course))
     assert "replaced by this run" in run.stderr
     ex = table(ok(grader("export", course=course)).stdout)
-    assert (ex["zoe"]["status"], ex["zoe"]["score"]) == ("graded", "13")
+    assert (ex["zoe"]["status"], ex["zoe"]["score"]) == ("graded", "13"), ex["zoe"]
     for student in ("ada", "grace", "alan"):  # graded from the other folder: not mixed in
         assert ex[student]["status"] == "missing" and ex[student]["score"] == "", ex[student]
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "cnn-course") as gb:
