@@ -120,8 +120,9 @@ def check_assignments(assignments: list[str] | None) -> None:
     have = gradebook_assignments()
     unknown = [a for a in assignments if a not in have]
     if unknown:
+        there = "there is" if len(have) == 1 else "there are"
         raise NotFound(f"no assignment {', '.join(map(repr, unknown))} in the gradebook "
-                       f"(it has: {', '.join(have) or 'none; release one first'})")
+                       f"({there}: {', '.join(have) or 'none; release one first'})")
 
 
 def gradebook_assignments() -> list[str]:
