@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import filecmp
+import functools
 import io
 import logging
 import math
@@ -46,8 +47,9 @@ MAX_FILES = 20_000
 # each unpacked file, relative to the folder the zip was unpacked into).
 REGEXPS = {
     # Canvas: lastfirst_[LATE_]<canvas user id>_<submission id>_<file name>
+    # (a zip the student handed in is unpacked by nbgrader into a folder of that name)
     "canvas": r"^(?:.*/)?(?P<lms_name>[^_/]+)_(?:(?P<late>LATE)_)?(?P<lms_id>\d+)_(?P<submission_id>\d+)"
-              r"_(?P<file_id>[^/]+)$",
+              r"_(?:[^/]*/)*(?P<file_id>[^/]+)$",
     # Moodle: Full Name_<participant id>_assignsubmission_file_/<file name>
     # (or flat: Full Name_<id>_assignsubmission_file_<file name>)
     "moodle": r"^(?:.*/)?(?P<lms_name>[^/_]+(?:_[^/_]+)*?)_(?P<lms_id>\d+)_assignsubmission_file_/?"
@@ -61,6 +63,7 @@ class CollectError(Exception):
 
 
 # ---------------------------------------------------------------- time
+@functools.lru_cache(maxsize=None)
 def course_timezone():
     """The course's time zone (nbgrader's ``NbGraderAPI.timezone``): a due date or a zip
     file date without an offset is read in it."""
@@ -309,6 +312,8 @@ class LmsCollector(FileNameCollectorPlugin):
             for key in name_keys(s.name):
                 self.by_name.setdefault(key, []).append(s)
         self.notebooks = {p.name for p in Path(self.released).glob("*.ipynb")}
+        self.folder_times = sorted(((k, t) for k, t in self.zip_times.items() if k.endswith("/")),
+                                   key=lambda kt: -len(kt[0]))
 
     def _who(self, name: str, lms_id: str) -> Student | str:
         if lms_id in self.by_id:
@@ -326,6 +331,8 @@ class LmsCollector(FileNameCollectorPlugin):
         if os.path.islink(submitted_file) or not os.path.isfile(submitted_file):
             self.skipped[rel] = "not a regular file"
             return None
+        if rel.lower().endswith(".zip") and os.path.isdir(submitted_file[:-4]):
+            return None  # a zip inside the zip: nbgrader unpacked it next to itself
         if os.path.splitext(rel)[1] not in self.valid_ext:
             self.skipped[rel] = "not a notebook"
             return None
@@ -349,7 +356,9 @@ class LmsCollector(FileNameCollectorPlugin):
                                      f"(expected: {', '.join(sorted(self.notebooks))})")
                 return None
         out = {"student_id": who.id, "file_id": file_id}
-        when = self.zip_times.get(rel.replace(os.sep, "/"))
+        path = rel.replace(os.sep, "/")
+        when = self.zip_times.get(path) or next(
+            (t for k, t in self.folder_times if path.startswith(k)), None)
         if when:
             out["timestamp"] = when
         self.matched[rel] = {"student": who.id, "late": bool(info.get("late")), "file": file_id}
@@ -382,6 +391,8 @@ def _zip_times(path: Path, tz) -> dict[str, str]:
             if when.year <= 1980:  # the zip format's "no date"
                 continue
             out[f"{stem}/{info.filename}"] = when.isoformat(sep=" ")
+            if info.filename.lower().endswith(".zip"):  # its files: unpacked into <name>/
+                out[f"{stem}/{info.filename[:-4]}/"] = when.isoformat(sep=" ")
     return out
 
 

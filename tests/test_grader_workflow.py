@@ -166,6 +166,19 @@ def test_collect_moodle_folders(cls, tmp_path):
     assert (course / "submitted" / "grace" / A1 / f"{A1}.ipynb").read_bytes() == nb
 
 
+def test_collect_a_zip_a_student_handed_in(cls, tmp_path):
+    course = copy_course(cls["course"], tmp_path / "course")
+    shutil.rmtree(course / "submitted")
+    inner = io.BytesIO()
+    write_zip(inner, [member(f"{A1}.ipynb", cls["notebooks"]["correct-loops"])])
+    outer = write_zip(tmp_path / "outer.zip", [
+        member("turingalan_1003_7003_mywork.zip", inner.getvalue(), when=(2026, 1, 10, 13, 0, 0))])
+    ok(grader("collect", A1, outer, "--roster", cls["roster"], course=course))
+    placed = course / "submitted" / "alan" / A1
+    assert (placed / f"{A1}.ipynb").read_bytes() == cls["notebooks"]["correct-loops"]
+    assert (placed / "timestamp.txt").read_text().strip() == "2026-01-10 13:00:00"
+
+
 # ---------------------------------------------------------------- due date, export
 def test_due_date_and_late_penalty_in_the_export(cls):
     assert "due 2026-01-11 00:00 UTC" in cls["release"].stdout
