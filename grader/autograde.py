@@ -3,8 +3,10 @@
 The parent process (this module):
 
 1. checks every submission's notebooks (valid JSON, a notebook, the grading
-   metadata and cells intact); a broken one is recorded as ``failed`` with the
-   reason and never reaches nbgrader;
+   metadata and cells intact) and its folder (nothing but folders and regular
+   files with one link: no symlink, hard link, pipe or device; within a budget);
+   a broken one is recorded as ``failed`` with the reason and never reaches
+   nbgrader;
 2. snapshots the gradebook into a template, then starts ``workers`` worker
    processes (``python -m grader.worker``); each grades one student at a time
    with nbgrader's own ``Autograde`` into a private course folder (its own copy
@@ -13,8 +15,12 @@ The parent process (this module):
    kernel while it grades the current one (grader/pool.py);
 3. sends a free worker its next student at once, then merges the finished
    student's grades (which the worker sends back) into the main gradebook and
-   moves the autograded notebook into ``grader/autograded/`` - the parent is
-   the only writer of the main gradebook;
+   copies the autograded folder into ``grader/autograded/`` - the parent is
+   the only writer of the main gradebook.  Replies come on a pipe of their own
+   that no kernel inherits, carry the job's student, assignment and random
+   token, and are refused otherwise; a path in a reply is used only if it is one
+   of that worker's scratch folders, and only regular files (one link, within
+   ``grader.sandbox.SCRATCH_BUDGET``) are copied from it;
 4. kills a worker that exceeds the hard limit for one submission (its student is
    ``failed``, the worker is replaced) - one student never stops the others;
 5. writes the status of every submission to ``grader/results/<assignment>.json``,
@@ -25,10 +31,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
+import secrets
 import select
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -94,8 +103,37 @@ def expected_cells(cfg, assignment: str) -> dict[str, dict[str, str]]:
         return out
 
 
+LINK_RULE = ("a submission may hold only regular files and folders: no symbolic or hard links, "
+             "pipes or devices (submit the files themselves)")
+
+
+def inspect_links(folder: Path) -> str | None:
+    """Why ``folder`` (``<submissions>/<student>/<assignment>``) may not be copied at all: a
+    link (the student folder, the assignment folder or anything inside), a special file,
+    or more than the budget.  Nothing has been read or copied from it yet."""
+    from .sandbox import SUBMISSION_BUDGET, check_tree
+
+    student = folder.parent
+    for path, label in ((student, student.name), (folder, f"{student.name}/{folder.name}")):
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None  # missing: inspect_submission says so
+        if stat.S_ISLNK(st.st_mode):
+            return f"{label} is a symbolic link; {LINK_RULE}"
+    problem = check_tree(folder, SUBMISSION_BUDGET, label=folder.name)
+    if problem is None:
+        return None
+    if "larger than" in problem or "more than" in problem:
+        return f"{problem}; a submission may hold {SUBMISSION_BUDGET.describe()}"
+    return f"{problem}; {LINK_RULE}"
+
+
 def inspect_submission(folder: Path, expected: dict[str, dict[str, str]]) -> str | None:
     """Why this submission cannot be graded, or None if it can."""
+    refused = inspect_links(folder)
+    if refused:
+        return refused
     if not folder.is_dir():
         return f"no folder {folder.name}/ in the submission"
     found = sorted(p.name for p in folder.glob("*.ipynb"))
@@ -168,6 +206,7 @@ def merge_grades(gb, assignment: str, student: str, grades: dict) -> None:
 class Job:
     student: str
     started: float = 0.0
+    token: str = field(default_factory=lambda: secrets.token_hex(16))  # echoed by the worker
 
 
 @dataclass
@@ -179,6 +218,13 @@ class Worker:
     proc: subprocess.Popen | None = None
     job: Job | None = None
     log: Path | None = None
+    replies: int | None = None  # our end of the worker's reply pipe
+    _buffer: bytes = b""
+
+    @property
+    def home(self) -> Path:
+        """The worker's own folder: every scratch folder of its jobs is a ``k<n>`` in it."""
+        return self.run_dir / f"w{self.slot}"
 
     def start(self) -> None:
         self.log = self.run_dir / f"worker-{self.slot}.log"
@@ -186,17 +232,46 @@ class Worker:
         env["PYTHONPATH"] = str(course.REPO) + os.pathsep + env.get("PYTHONPATH", "")
         first = self.first_uid + self.slot * UIDS_PER_WORKER
         uids = ",".join(str(first + i) for i in range(UIDS_PER_WORKER))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "grader.worker", "--slot", str(self.slot),
-             "--uids", uids, "--run-dir", str(self.run_dir),
-             "--settings", json.dumps(self.settings)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.log, "ab"),
-            text=True, bufsize=1, start_new_session=True, cwd=str(self.run_dir), env=env)
+        # Replies come on a pipe of their own (not the worker's stdout, which is its log with
+        # whatever nbgrader and the libraries print); the worker passes it to no child.
+        read_end, write_end = os.pipe()
+        try:
+            with open(self.log, "ab") as log:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "grader.worker", "--slot", str(self.slot),
+                     "--uids", uids, "--run-dir", str(self.run_dir),
+                     "--settings", json.dumps(self.settings), "--reply-fd", str(write_end)],
+                    stdin=subprocess.PIPE, stdout=log, stderr=log, pass_fds=(write_end,),
+                    text=True, bufsize=1, start_new_session=True, cwd=str(self.run_dir), env=env)
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        if self.replies is not None:
+            os.close(self.replies)
+        self.replies, self._buffer = read_end, b""
 
-    def send(self, student: str) -> None:
+    def send(self, student: str, assignment: str) -> None:
         self.job = Job(student, time.monotonic())
-        self.proc.stdin.write(json.dumps({"student": student}) + "\n")
+        self.proc.stdin.write(json.dumps({"student": student, "assignment": assignment,
+                                          "token": self.job.token}) + "\n")
         self.proc.stdin.flush()
+
+    def read(self) -> str | None:
+        """After select() found the reply pipe readable: a complete reply line, "" if the
+        line is not complete yet, None if the worker closed the pipe (it died)."""
+        data = os.read(self.replies, 1 << 20)
+        if not data:
+            return None
+        self._buffer += data
+        if len(self._buffer) > 64 * 2**20:  # no honest reply is that long
+            self._buffer = b""
+            return "<an oversized reply>"
+        if b"\n" not in self._buffer:
+            return ""
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode("utf-8", "replace")
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -213,6 +288,9 @@ class Worker:
                 self.proc.wait(timeout=10)
             except Exception:
                 self.kill()
+        if self.replies is not None:
+            os.close(self.replies)
+            self.replies = None
 
 
 @dataclass
@@ -295,44 +373,42 @@ def autograde(assignment: str, submissions: Path | None = None, workers: int | N
                 return
             student = pending.pop(0)
             try:
-                w.send(student)
+                w.send(student, assignment)
             except OSError:  # the worker is gone: replace it and try again
                 w.kill()
                 w.start()
-                w.send(student)
+                w.send(student, assignment)
             busy[w.slot] = w
 
         for w in pool:
             dispatch(w)
         while busy:
-            readable = [w.proc.stdout for w in busy.values()]
-            ready, _, _ = select.select(readable, [], [], 1.0)
+            ready, _, _ = select.select([w.replies for w in busy.values()], [], [], 1.0)
             for w in list(busy.values()):
-                line = None
-                if w.proc.stdout in ready:
-                    line = w.proc.stdout.readline()
-                    if not line:  # the worker died
-                        line = json.dumps({"student": w.job.student, "ok": False,
-                                           "message": f"the grading process crashed (see {w.log})"})
+                reply, broken = None, False
+                if w.replies in ready:
+                    line = w.read()
+                    if line == "":
+                        continue  # part of a line so far
+                    if line is None:  # the worker died
+                        reply, broken = {"ok": False, "message": f"the grading process crashed "
+                                                                 f"(see {w.log})"}, True
+                    else:
+                        reply, broken = _parse_reply(line, w.job, assignment)
                 elif time.monotonic() - w.job.started > limit:
-                    line = json.dumps({"student": w.job.student, "ok": False,
-                                       "message": f"grading took longer than {limit:.0f} s and "
-                                                  f"was stopped"})
+                    reply, broken = {"ok": False, "message": f"grading took longer than {limit:.0f} s "
+                                                             f"and was stopped"}, True
                     w.kill()
-                if line is None:
+                if reply is None:
                     continue
-                try:
-                    reply = json.loads(line)
-                except ValueError:
-                    reply = {"ok": False, "message": f"the grading process answered {line[:200]!r}"}
                 student = w.job.student
                 w.job = None
                 del busy[w.slot]
-                if not reply.get("ok") and "student" not in reply:  # crashed or killed
+                if broken:  # crashed, killed, or said something that is not its reply
                     w.kill()
                     w.start()
                 dispatch(w)  # the worker goes on while this result is recorded
-                _record(gradebook, assignment, student, reply, results, summary, now)
+                _record(gradebook, assignment, student, reply, results, summary, now, w.home)
                 save_results(assignment, results)
                 bar.update(1)
     finally:
@@ -349,22 +425,101 @@ def autograde(assignment: str, submissions: Path | None = None, workers: int | N
     return summary
 
 
-def _record(gradebook, assignment, student, reply, results, summary, now) -> None:
-    scratch = reply.get("scratch")
+def _parse_reply(line: str, job: Job, assignment: str) -> tuple[dict, bool]:
+    """A worker's reply line -> (reply, whether the worker must be replaced).  A reply
+    belongs to the job sent: same student, assignment and token, or it is not taken."""
+    try:
+        reply = json.loads(line)
+    except ValueError:
+        return {"ok": False, "message": f"the grading process answered {line[:200]!r}"}, True
+    if not isinstance(reply, dict) or reply.get("token") != job.token \
+            or reply.get("student") != job.student or reply.get("assignment") != assignment:
+        return {"ok": False, "message": "the grading process sent a reply that does not belong to "
+                                        "this submission; it was replaced: grade it again"}, True
+    return reply, False
+
+
+def _job_folder(path, home: Path | None) -> Path | None:
+    """``path`` (named in a worker's reply) if it is one of that worker's scratch folders, a
+    real folder ``<home>/k<n>`` with no link on the way; else None.  Nothing outside it is
+    ever copied, moved or deleted because a reply names it."""
+    if home is None or not isinstance(path, str):
+        return None
+    p = Path(path)
+    if not p.is_absolute() or p.parent != home or not re.fullmatch(r"k\d+", p.name):
+        return None
+    for q in (home, p):
+        try:
+            if not stat.S_ISDIR(os.lstat(q).st_mode):
+                return None
+        except OSError:
+            return None
+    if os.path.realpath(p) != os.path.join(os.path.realpath(home), p.name):
+        return None
+    return p
+
+
+def _bring_back(scratch: Path, assignment: str, student: str) -> list[tuple[str, str]]:
+    """Copy the graded folder ``<scratch>/<student>/<assignment>`` into grader/autograded/:
+    only regular files with one link, within the budget (grader.sandbox.copy_checked).
+    Returns what was refused."""
+    from .sandbox import SCRATCH_BUDGET, copy_checked
+
+    src = scratch
+    for part in (student, assignment):
+        src = src / part
+        if not stat.S_ISDIR(os.lstat(src).st_mode):  # a link: never followed
+            raise ValueError(f"{src.relative_to(scratch)} is not a folder")
+    dest = course.COURSE / "autograded" / student / assignment
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    incoming = dest.parent / f".{assignment}.incoming"
+    if incoming.exists():
+        shutil.rmtree(incoming)
+    refused = copy_checked(src, incoming, SCRATCH_BUDGET)
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.rename(incoming, dest)
+    return refused
+
+
+def _describe_left(items: list[tuple[str, str]], show: int = 3) -> str:
+    """'2 symbolic links: a, b; 12 files over the budget: c, d, e and 9 more'."""
+    groups: dict[str, list[str]] = {}
+    for rel, why in items:
+        groups.setdefault(why, []).append(rel)
+    parts = []
+    for why, names in groups.items():
+        names = [n for n in names if n]
+        shown = ", ".join(names[:show]) + (f" and {len(names) - show} more" if len(names) > show else "")
+        if why.startswith("a "):
+            label = why if len(names) == 1 else f"{len(names)} {why[2:]}s"
+        else:
+            label = f"{len(names)} file{'s' if len(names) != 1 else ''} {why}" if names else why
+        parts.append(f"{label}: {shown}" if shown else label)
+    return "; ".join(parts)
+
+
+def _record(gradebook, assignment, student, reply, results, summary, now, home=None) -> None:
+    from .sandbox import SCRATCH_BUDGET
+
+    scratch = _job_folder(reply.get("scratch"), home)
+    notes = list(reply.get("notes", []))
     if reply.get("ok"):
         try:
+            if scratch is None:
+                raise ValueError(f"the reply names no scratch folder of its own: {reply.get('scratch')!r}")
             merge_grades(gradebook, assignment, student, reply["grades"])
-            dest = course.COURSE / "autograded" / student / assignment
-            if dest.exists():
-                shutil.rmtree(dest)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(reply["autograded"], dest)
+            left = [tuple(item) for item in reply.get("removed", [])]
+            left += _bring_back(scratch, assignment, student)
+            if left:
+                notes.append("not kept from the grading folder (only regular files, "
+                             f"{SCRATCH_BUDGET.describe()}, come back): {_describe_left(left)}")
         except Exception as exc:
             reply = {"ok": False, "message": f"could not record the grades: {type(exc).__name__}: {exc}"}
     if reply.get("ok"):
         summary.graded.append(student)
-        results[student] = {"status": "graded", "message": "; ".join(reply.get("notes", [])),
-                            "notes": reply.get("notes", []), "graded_at": now,
+        results[student] = {"status": "graded", "message": "; ".join(notes),
+                            "notes": notes, "graded_at": now,
                             "seconds": reply.get("seconds")}
     else:
         summary.failed[student] = reply.get("message", "unknown error")

@@ -5,16 +5,32 @@ gradebook, the source notebooks with their hidden tests) stays outside, and
 only the process that runs student code is confined.  The manager wraps the
 usual ``python -m ipykernel_launcher`` command as::
 
-    bwrap --unshare-net --unshare-pid ... --ro-bind / / --tmpfs <hidden> ... \
-        --bind <scratch> <scratch> -- setpriv --reuid <uid> ... \
+    bwrap --unshare-net --unshare-pid ... --ro-bind /usr /usr ... \
+        --ro-bind <interpreter, venv, RUNTIME_CODE> ... --tmpfs /tmp \
+        --bind <scratch> <scratch> --bind <runtime> <runtime> -- setpriv --reuid <uid> ... \
         python -m grader.kernel --memory-mb ... --nproc ... -f <connection file>
 
+The kernel is hostile: nothing it writes, binds, patches or prints may decide a
+score, reach a file outside its scratch folder, or reach another student.  Here:
+
+- the file system is an allow-list built on an empty root: read-only, the
+  system libraries (``SYSTEM_PATHS``), the few files of /etc they read
+  (``SYSTEM_FILES``), the interpreter (``sys.base_prefix``), the virtual
+  environment (``sys.prefix``) and the course code the kernel imports
+  (``RUNTIME_CODE``: the engine and the grader's modules); an empty /tmp, /dev
+  and /proc; writable, the notebook's scratch folder and the runtime folder of
+  its ZeroMQ sockets.  Nothing else exists in there: no checkout, no copy of
+  the course wherever it lives, no home folder, no other student;
 - the network namespace is empty, so the kernel talks to the grader over Unix
   sockets (ZeroMQ ``ipc`` transport) in a private runtime folder;
-- the file system is read-only; the course folder (solutions, gradebook,
-  submissions, other students' scratch copies), the repository's ``.git`` and
-  ``tests``, home folders, ``/tmp`` and ``/run`` are replaced by empty tmpfs;
-  only the notebook's scratch copy and the runtime folder are writable;
+- the kernel inherits no descriptor but its own standard streams: /dev/null in,
+  a log file out that lies outside what it sees (``<runtime>.log``); never the
+  pipes of the process that started it (a worker's reply channel);
+- once the kernel is dead, its scratch folder is swept (``sanitize``): whatever
+  is not a folder or a regular file with a single link (symlinks, hard links,
+  pipes, sockets, devices) is deleted before trusted code (nbgrader writing the
+  graded notebook, as root) touches the folder, and ``copy_checked`` brings
+  back only regular files within a budget (``SCRATCH_BUDGET``);
 - the kernel runs as an unprivileged user id (one per worker, so the process
   limit is per submission) with no capabilities;
 - ``grader.kernel`` sets RLIMIT_AS / RLIMIT_NPROC / RLIMIT_FSIZE / RLIMIT_CPU
@@ -24,6 +40,10 @@ usual ``python -m ipykernel_launcher`` command as::
 
 Without bubblewrap the kernel still gets the limits (and the other user id when
 the grader runs as root) and a loud warning is printed.
+
+``check_tree`` applies the same rule to a submitted folder before anything is
+copied from it: only folders and regular files with one link, within
+``SUBMISSION_BUDGET``.
 """
 from __future__ import annotations
 
@@ -31,11 +51,14 @@ import asyncio
 import functools
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
@@ -44,6 +67,26 @@ from traitlets import Bool, Enum, Integer, List, Unicode
 HERE = Path(__file__).resolve().parent  # the grader package (and default course folder)
 REPO = HERE.parent
 COURSE = Path(os.environ.get("GRADER_COURSE_DIR") or HERE).resolve()
+
+# ---------------------------------------------------------------- the allow-list
+# Course code the kernel imports, read-only (globs relative to the checkout).  Nothing else
+# of the checkout is visible: not grader/source, the gradebook, submitted/, .git or tests.
+RUNTIME_CODE = ("cnnlib", "grader/*.py", "grader/__pycache__")
+# System folders (a symlink, as /lib -> usr/lib on merged-/usr systems, is re-created as such)
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# What the interpreter, NumPy and matplotlib read outside those: the dynamic loader's cache,
+# the time zone, fontconfig's configuration and cache (matplotlib runs fc-list)
+SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/fonts", "/var/cache/fontconfig")
+
+
+def runtime_code() -> list[Path]:
+    """The files and folders of ``RUNTIME_CODE`` (never a symlink)."""
+    found = []
+    for pattern in RUNTIME_CODE:
+        for path in sorted(REPO.glob(pattern)):
+            if not path.is_symlink() and (path.is_file() or path.is_dir()):
+                found.append(path)
+    return found
 
 WARNING = """
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
@@ -123,16 +166,239 @@ def _open_to_others(path: Path) -> bool:
     return True
 
 
-def default_hidden_paths() -> list[str]:
-    """Folders the student's kernel must not see (replaced by empty tmpfs)."""
-    paths = ["/root", "/home", "/srv", "/mnt", "/media", "/var/tmp", "/run", "/var/run",
-             str(HERE), str(COURSE), str(REPO / ".git"), str(REPO / "tests")]
-    # siblings of the repository (other checkouts, shared folders)
+# ---------------------------------------------------------------- files that cross the boundary
+@dataclass(frozen=True)
+class Budget:
+    files: int
+    bytes: int
+
+    def describe(self) -> str:
+        return f"at most {self.files} files and {self.bytes / 2**20:g} MiB"
+
+
+# a submitted folder (before anything is copied from it) and what comes back from a scratch
+# folder (the graded notebook, the figures it saved); sizes are apparent sizes (st_size), so
+# a sparse file counts for what it would take once copied
+SUBMISSION_BUDGET = Budget(files=100, bytes=50 * 2**20)
+SCRATCH_BUDGET = Budget(files=100, bytes=50 * 2**20)
+WALK_LIMIT = 100_000  # entries looked at in one folder tree, at most
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _problem(st: os.stat_result) -> str | None:
+    """What makes an entry unfit to cross the boundary, in a few words (None: a folder, or a
+    regular file with one link)."""
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISREG(mode):
+        return None if st.st_nlink == 1 else "a hard link"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def _sentence(rel: str, problem: str) -> str:
+    if problem == "a symbolic link":
+        return f"{rel} is a symbolic link"
+    if problem == "a hard link":
+        return f"{rel} has other hard links"
+    return f"{rel} is not a regular file ({problem})"
+
+
+def _open_dir(root_fd: int, parts: tuple[str, ...]) -> int:
+    fd = os.open(".", _DIR_FLAGS, dir_fd=root_fd)
+    for part in parts:
+        try:
+            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = child
+    return fd
+
+
+def _walk(root: Path, limit: int = WALK_LIMIT):
+    """Every entry under ``root`` as ``(dir_fd, parts, name, lstat)``, never following a link:
+    breadth first, in each folder the notebooks first, then the other files, then the
+    folders.  ``dir_fd`` stays open while the entry is handled.  Stops after ``limit``
+    entries, yielding ``(None, (), None, None)`` once."""
+    root_fd = os.open(root, _DIR_FLAGS)
+    seen = 0
     try:
-        paths += [str(p) for p in REPO.parent.iterdir() if p.is_dir() and p != REPO]
+        queue = deque([()])
+        while queue:
+            parts = queue.popleft()
+            try:
+                fd = _open_dir(root_fd, parts)
+            except OSError:
+                continue  # replaced by a link or removed meanwhile: never followed
+            try:
+                entries = []
+                for name in os.listdir(fd):
+                    try:
+                        entries.append((name, os.stat(name, dir_fd=fd, follow_symlinks=False)))
+                    except OSError:
+                        continue
+                entries.sort(key=lambda e: (stat.S_ISDIR(e[1].st_mode), not e[0].endswith(".ipynb"), e[0]))
+                for name, st in entries:
+                    seen += 1
+                    if seen > limit:
+                        yield None, (), None, None
+                        return
+                    yield fd, parts, name, st
+                    if stat.S_ISDIR(st.st_mode):
+                        queue.append(parts + (name,))
+            finally:
+                os.close(fd)
+    finally:
+        os.close(root_fd)
+
+
+# (path, reason) of everything sanitize deleted in this process: a worker reads it per student
+REMOVED: list[tuple[str, str]] = []
+
+
+def sanitize(root: Path) -> list[tuple[str, str]]:
+    """Delete from ``root`` everything that is neither a folder nor a regular file with one
+    link, without following links; return what was deleted as (path relative to ``root``,
+    reason).  Run on a scratch folder once its kernel is dead, before trusted code reads or
+    writes there."""
+    removed = []
+    try:
+        for fd, parts, name, st in _walk(root):
+            if fd is None:
+                removed.append(("", f"stopped looking after {WALK_LIMIT} entries"))
+                break
+            why = _problem(st)
+            if why is None:
+                continue
+            try:
+                os.unlink(name, dir_fd=fd)
+            except OSError:
+                continue
+            removed.append(("/".join(parts + (name,)), why))
     except OSError:
-        pass
-    return paths
+        pass  # the root itself is gone or is not a folder
+    return removed
+
+
+def _echo_tail(log: Path, size: int = 2000) -> None:
+    """Pass the end of a dead kernel's output on to our stderr (a worker's log), then
+    delete it."""
+    try:
+        fd = os.open(log, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        end = os.fstat(fd).st_size
+        text = os.pread(fd, size, max(0, end - size)).decode("utf-8", "replace").strip()
+    finally:
+        os.close(fd)
+        try:
+            os.unlink(log)
+        except OSError:
+            pass
+    if text:
+        print(f"[kernel output, last {size} bytes] {text}", file=sys.stderr, flush=True)
+
+
+def check_tree(folder: Path, budget: Budget = SUBMISSION_BUDGET, label: str = "") -> str | None:
+    """Why ``folder`` (a submission) may not be copied, or None: every entry must be a folder
+    or a regular file with a single link, within ``budget``.  Names start with ``label``."""
+    prefix = f"{label}/" if label else ""
+    try:
+        st = os.lstat(folder)
+    except OSError:
+        return None  # missing: the caller says so
+    if not stat.S_ISDIR(st.st_mode):
+        why = _problem(st)
+        return _sentence(label or folder.name, why) if why else f"{label or folder.name} is not a folder"
+    files = total = 0
+    for fd, parts, name, st in _walk(folder):
+        if fd is None:
+            return f"{label or folder.name} holds more than {WALK_LIMIT} entries"
+        rel = prefix + "/".join(parts + (name,))
+        why = _problem(st)
+        if why is not None:
+            return _sentence(rel, why)
+        if stat.S_ISREG(st.st_mode):
+            files += 1
+            total += st.st_size
+            if files > budget.files:
+                return f"{label or folder.name} holds more than {budget.files} files"
+            if total > budget.bytes:
+                return (f"{rel} makes the submission larger than the {budget.bytes / 2**20:g} MiB "
+                        "allowed")
+    return None
+
+
+def _copy_file(fd: int, name: str, st: os.stat_result, dest: Path) -> bool:
+    """Copy regular file ``name`` (in folder ``fd``) to ``dest``, if it is still the file
+    that was looked at; at most its size as seen then."""
+    try:
+        src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+    except OSError:
+        return False
+    try:
+        now = os.fstat(src)
+        if (not stat.S_ISREG(now.st_mode) or now.st_nlink != 1 or now.st_ino != st.st_ino
+                or now.st_dev != st.st_dev):
+            return False
+        out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            left = st.st_size
+            while left > 0:
+                chunk = os.read(src, min(left, 1 << 20))
+                if not chunk:
+                    break
+                os.write(out, chunk)
+                left -= len(chunk)
+        finally:
+            os.close(out)
+        return True
+    finally:
+        os.close(src)
+
+
+def copy_checked(src: Path, dest: Path, budget: Budget = SCRATCH_BUDGET) -> list[tuple[str, str]]:
+    """Copy the regular files (one link each) and folders of ``src`` into the new folder
+    ``dest``, notebooks first, while they fit in ``budget``; never follow a link.  Return
+    what was refused as (path relative to ``src``, reason)."""
+    refused = []
+    dest.mkdir(parents=True)
+    files = total = 0
+    for fd, parts, name, st in _walk(src):
+        if fd is None:
+            refused.append(("", f"stopped looking after {WALK_LIMIT} entries"))
+            break
+        rel = "/".join(parts + (name,))
+        why = _problem(st)
+        if why is not None:
+            refused.append((rel, why))
+            continue
+        target = dest.joinpath(*parts, name)
+        if stat.S_ISDIR(st.st_mode):
+            if target.parent.is_dir():
+                target.mkdir()
+            continue
+        if not target.parent.is_dir():
+            continue  # its folder was not copied
+        if files + 1 > budget.files or total + st.st_size > budget.bytes:
+            refused.append((rel, "over the budget"))
+            continue
+        if _copy_file(fd, name, st, target):
+            files += 1
+            total += st.st_size
+        else:
+            refused.append((rel, "changed while it was copied"))
+    return refused
 
 
 class SandboxKernelManager(AsyncKernelManager):
@@ -147,8 +413,8 @@ class SandboxKernelManager(AsyncKernelManager):
     cpu_seconds = Integer(900, help="CPU-time limit of the kernel process (s)").tag(config=True)
     uid = Integer(61000, help="user id the kernel runs as, when the grader runs as root"
                   ).tag(config=True)
-    hidden_paths = List(Unicode(), help="folders hidden from the kernel (default: see "
-                        "default_hidden_paths)").tag(config=True)
+    hidden_paths = List(Unicode(), help="folders hidden from the kernel although inside what "
+                        "it may see (the allow-list already hides everything else)").tag(config=True)
     extra_hidden_paths = List(Unicode(), help="more folders to hide").tag(config=True)
     runtime_root = Unicode("", help="where runtime folders are made (default: the course's "
                            ".work folder)").tag(config=True)
@@ -159,6 +425,11 @@ class SandboxKernelManager(AsyncKernelManager):
 
     _scratch: Path | None = None
     _runtime: Path | None = None
+    removed: list[tuple[str, str]] | None = None  # what sanitize deleted from the scratch folder
+
+    def _log_path(self) -> Path | None:
+        """The kernel's stdout and stderr: next to the runtime folder, outside the sandbox."""
+        return None if self._runtime is None else self._runtime.with_name(self._runtime.name + ".log")
 
     # ---------------------------------------------------------------- lifecycle
     def _use_bwrap(self) -> bool:
@@ -242,6 +513,12 @@ class SandboxKernelManager(AsyncKernelManager):
                 await asyncio.sleep(0.002)
             if process.poll() is not None:
                 await self.provisioner.wait()
+            if self._switch_user() and self._use_bwrap_quiet():
+                # the PID namespace dies with bwrap; let its last processes go before the sweep
+                from .pool import uid_has_processes
+
+                while uid_has_processes(self.uid) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.005)
         if self._control_socket is not None:
             self._control_socket.close(linger=0)
             self._control_socket = None
@@ -256,7 +533,19 @@ class SandboxKernelManager(AsyncKernelManager):
 
     async def cleanup_resources(self, restart: bool = False) -> None:
         await super().cleanup_resources(restart=restart)
-        if self._runtime is not None and not restart:
+        if restart:
+            return
+        if self._scratch is not None:
+            # the kernel is gone: what it left that is not a folder or a plain file goes, before
+            # nbgrader (as root) writes the graded notebook there
+            removed = sanitize(self._scratch)
+            if removed:
+                self.removed = (self.removed or []) + removed
+                REMOVED.extend((str(self._scratch / rel), why) for rel, why in removed)
+        log = self._log_path()
+        if log is not None:
+            _echo_tail(log)
+        if self._runtime is not None:
             shutil.rmtree(self._runtime, ignore_errors=True)
             self._runtime = None
 
@@ -292,51 +581,66 @@ class SandboxKernelManager(AsyncKernelManager):
         return env
 
     def bwrap_command(self) -> list[str]:
+        """bubblewrap on an empty root: the allow-list (module docstring), nothing else."""
         cmd = ["bwrap", "--die-with-parent", "--new-session", "--unshare-net", "--unshare-pid",
-               "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-               "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-               "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"]
-        hidden = [_real(p) for p in (self.hidden_paths or default_hidden_paths())
-                  + list(self.extra_hidden_paths)]
-        hidden = sorted({p for p in hidden if p.exists() and p != Path("/")}, key=lambda p: len(p.parts))
-        # never hide a folder that holds the scratch copy's ancestors wholesale without re-creating them
-        for path in hidden:
-            if any(_inside(path, h) and path != h for h in hidden):
-                continue  # already under a hidden parent
-            cmd += ["--tmpfs", str(path)]
-        # what must stay visible inside hidden folders: the Python installation, the engine
-        # (the hidden tests' reference; a checkout under /tmp, /root or /home is otherwise
-        # hidden with its parent), the grader's own modules, the scratch copy and the runtime folder
-        expose_ro = [_real(sys.base_prefix), _real(sys.prefix), _real(os.path.dirname(sys.executable)),
-                     REPO / "cnnlib"]
-        expose_ro += [p for p in HERE.iterdir() if p.suffix == ".py" or p.name == "__pycache__"]
-        expose_rw = [self._scratch, self._runtime]
-        made: set[Path] = set()
-        exposed: list[Path] = []
+               "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+        present = {Path("/"), Path("/tmp"), Path("/dev"), Path("/dev/shm"), Path("/proc")}
+        for name in SYSTEM_PATHS:
+            path = Path(name)
+            if path.is_symlink():
+                cmd += ["--symlink", os.readlink(path), name]
+            elif path.is_dir():
+                cmd += ["--ro-bind", name, name]
+            else:
+                continue
+            present.add(path)
+        cmd += ["--dev", "/dev", "--proc", "/proc",
+                "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"]
 
-        tmpfs_roots = hidden + [Path("/tmp"), Path("/dev/shm")]
+        # (source, where the kernel sees it, flag); a path given with symlinks in it is shown
+        # at both places, since the interpreter and the editable install use the names given
+        binds: list[tuple[Path, Path, str]] = []
 
-        def expose(path: Path, flag: str):
-            under = [h for h in tmpfs_roots if _inside(path, h)]
-            if not under:
-                return False
-            if any(_inside(path, e) for e in exposed):
-                return True
-            exposed.append(path)
-            top = max(under, key=lambda h: len(h.parts))
-            for i in range(len(top.parts) + 1, len(path.parts)):
-                mid = Path(*path.parts[:i])
-                if mid not in made:
-                    cmd.extend(["--perms", "0755", "--dir", str(mid)])
-                    made.add(mid)
-            cmd.extend([flag, str(path), str(path)])
-            return True
+        def allow(path, flag: str = "--ro-bind") -> None:
+            given = Path(os.path.abspath(path))
+            real = _real(path)
+            if not os.path.exists(real):
+                return
+            for where in dict.fromkeys([real, given]):
+                binds.append((real, where, flag))
 
-        for p in expose_ro:
-            expose(_real(p), "--ro-bind")
-        for p in expose_rw:
-            if p is not None and not expose(p, "--bind"):
-                cmd.extend(["--bind", str(p), str(p)])
+        for name in SYSTEM_FILES:
+            allow(name)
+        for prefix in dict.fromkeys([sys.base_prefix, sys.prefix, os.path.dirname(sys.executable)]):
+            if _real(prefix) != Path("/"):
+                allow(prefix)
+        for path in runtime_code():
+            allow(path)
+        for path in (self._scratch, self._runtime):
+            if path is not None:
+                allow(path, "--bind")
+        binds.sort(key=lambda b: (len(b[1].parts), b[2] == "--bind"))
+        shown: list[tuple[Path, str]] = [(p, "--ro-bind") for p in present - {Path("/"), Path("/tmp"),
+                                                                              Path("/dev/shm")}]
+        for src, where, flag in binds:
+            inside = [p for p, f in shown if _inside(where, p)]
+            if inside and (flag == "--ro-bind" or any(f == "--bind" and _inside(where, p)
+                                                      for p, f in shown)):
+                continue  # already visible, with the same rights
+            if not inside:
+                for parent in reversed(where.parents):
+                    if parent not in present:
+                        cmd += ["--perms", "0755", "--dir", str(parent)]
+                        present.add(parent)
+            cmd += [flag, str(src), str(where)]
+            present.add(where)
+            shown.append((where, flag))
+        # folders an instructor wants hidden although they lie inside what is shown
+        for hidden in [*self.hidden_paths, *self.extra_hidden_paths]:
+            h = _real(hidden)
+            if h.exists() and any(_inside(h, p) and h != p for p, _ in shown) \
+                    and not any(_inside(p, h) for p, _ in shown):
+                cmd += ["--tmpfs", str(h)]
         cmd += ["--chdir", str(self._scratch), "--clearenv"]
         for key, value in self.sandbox_env().items():
             cmd += ["--setenv", key, value]
@@ -348,4 +652,16 @@ class SandboxKernelManager(AsyncKernelManager):
             env = dict(self.sandbox_env())
             env["JPY_PARENT_PID"] = str(os.getpid())
             kw["env"] = env
-        return await super()._async_launch_kernel(kernel_cmd, **kw)
+        # The kernel's standard streams are its own: /dev/null in, a log file out (outside
+        # what it sees).  It inherits nothing else: never our stdout, which in a worker was
+        # once the reply channel to the parent.
+        log = self._log_path()
+        out = subprocess.DEVNULL
+        if log is not None:
+            out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        kw.update(stdin=subprocess.DEVNULL, stdout=out, stderr=out, close_fds=True, pass_fds=())
+        try:
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+        finally:
+            if out is not subprocess.DEVNULL:
+                os.close(out)

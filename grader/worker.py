@@ -1,10 +1,13 @@
 """One autograde worker: grades the students the parent sends, one at a time.
 
-Protocol: a JSON line ``{"student": ...}`` on stdin; a JSON line on stdout with
-``ok``, ``student``, ``scratch`` (a folder the parent removes once it has
-recorded the result) and either ``grades``/``autograded``/``notes`` or
-``message``.  Everything else (nbgrader's log) goes to stderr.  See
-grader/autograde.py.
+Protocol: a JSON line ``{"student", "assignment", "token"}`` on stdin; one JSON
+line back on the reply descriptor (``--reply-fd``, a pipe of its own that is
+neither stdin, stdout nor stderr and that no kernel inherits) with ``ok`` and the
+job's ``student``, ``assignment`` and ``token`` echoed, ``scratch`` (the folder
+the parent copies the graded files from, checks and removes) and either
+``grades``/``notes``/``removed`` or ``message``.  Everything else (nbgrader's
+log, anything a library prints) goes to stdout/stderr, the worker's log file.
+See grader/autograde.py.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from . import speedups
 
 speedups.skip_format_grammars()  # before anything imports jsonschema
 
-from . import course  # noqa: E402
+from . import course, sandbox  # noqa: E402
 
 
 def _edited(submitted_nb: Path) -> set[str]:
@@ -106,7 +109,6 @@ class Grader:
         over.CourseDirectory.db_url = "sqlite:///" + str(db)
         over.SandboxKernelManager.uid = uids[0]
         over.SandboxKernelManager.runtime_root = str(run_dir / "rt")
-        over.SandboxKernelManager.extra_hidden_paths = [settings["submissions"]]
         over.SandboxKernelManager.preload = True
         self.cfg = course.load_config(over, root=self.home)
         self.cfg.CourseDirectory.db_url = "sqlite:///" + str(db)
@@ -126,11 +128,18 @@ class Grader:
         started = time.monotonic()
         scratch = self.pool.next_root()  # the warm kernel's root: the scratch copy goes there
         self.api.coursedir.autograded_directory = str(scratch)
+        sandbox.REMOVED.clear()
         try:
             result = self.api.autograde(self.assignment, student, force=True, create=True)
         finally:
             self.pool.retire_sync(scratch)  # an untaken warm kernel there serves nobody else
         autograded = scratch / student / self.assignment
+        # every kernel of this student is dead: sweep once more before reading anything there
+        # (each kernel's folder was swept when it died, before nbgrader wrote the notebook)
+        removed = [(path, why) for path, why in sandbox.REMOVED]
+        removed += [(str(scratch / rel), why) for rel, why in sandbox.sanitize(scratch)]
+        removed = sorted({(os.path.relpath(path, autograded), why) for path, why in removed
+                          if sandbox._inside(Path(path), autograded)})
         if not result["success"]:
             log = (result.get("log") or "") + (result.get("error") or "")
             errors = [ln for ln in log.splitlines() if ln.startswith("[ERROR]")]
@@ -144,7 +153,7 @@ class Grader:
         with Gradebook(self.cfg.CourseDirectory.db_url, self.cfg.CourseDirectory.course_id) as gb:
             grades = _grades(gb, self.assignment, student)
         submitted = Path(self.settings["submissions"]) / student / self.assignment
-        return {"ok": True, "grades": grades, "autograded": str(autograded), "scratch": str(scratch),
+        return {"ok": True, "grades": grades, "scratch": str(scratch), "removed": removed,
                 "notes": _notes(submitted, autograded), "seconds": round(time.monotonic() - started, 2)}
 
     def close(self) -> None:
@@ -160,23 +169,29 @@ def main() -> None:
     parser.add_argument("--uids", required=True, help="comma-separated user ids for the kernels")
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--settings", required=True)
+    parser.add_argument("--reply-fd", type=int, required=True,
+                        help="the descriptor of the reply pipe to the parent (not 0, 1 or 2)")
     args = parser.parse_args()
     settings = json.loads(args.settings)
-    out = sys.stdout
-    sys.stdout = sys.stderr  # nothing but replies on the real stdout
+    if args.reply_fd in (0, 1, 2):
+        raise SystemExit("grader.worker: the reply channel must not be a standard stream")
+    os.set_inheritable(args.reply_fd, False)  # no child process (a kernel) gets it
+    out = os.fdopen(args.reply_fd, "w", encoding="utf-8")
+    sys.stdout = sys.stderr
     grader = Grader(args.slot, [int(u) for u in args.uids.split(",")], args.run_dir, settings)
     try:
         for line in sys.stdin:
             if not line.strip():
                 continue
-            student = json.loads(line)["student"]
+            job = json.loads(line)
+            student = job["student"]
             try:
                 reply = grader.grade(student)
             except BaseException as exc:  # report and keep serving
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 reply = {"ok": False, "message": f"grading failed: {type(exc).__name__}: {exc}"[:500]}
-            reply["student"] = student
+            reply.update(student=student, assignment=job.get("assignment"), token=job.get("token"))
             out.write(json.dumps(reply) + "\n")
             out.flush()
     finally:

@@ -111,8 +111,10 @@ for _name, _target in LINKS:
         _os.symlink(_target, _name)
     except OSError as _e:
         print("symlink", _name, _e)
-with open("mine.txt", "w") as _fh:
+with open("notes.txt", "w") as _fh:
     _fh.write("my notes")
+with open("mine.txt", "w") as _fh:
+    _fh.write("linked")
 _os.link("mine.txt", "hardlink.txt")
 _os.mkfifo("pipe")
 print("littered")
