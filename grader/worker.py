@@ -140,6 +140,8 @@ class Grader:
         removed += [(str(scratch / rel), why) for rel, why in sandbox.sanitize(scratch)]
         removed = sorted({(os.path.relpath(path, autograded), why) for path, why in removed
                           if sandbox._inside(Path(path), autograded)})
+        if len(removed) > 1000:  # a reply stays small
+            removed = removed[:1000] + [("", f"{len(removed) - 1000} more entries removed")]
         if not result["success"]:
             log = (result.get("log") or "") + (result.get("error") or "")
             errors = [ln for ln in log.splitlines() if ln.startswith("[ERROR]")]
