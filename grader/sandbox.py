@@ -88,6 +88,7 @@ def runtime_code() -> list[Path]:
                 found.append(path)
     return found
 
+
 WARNING = """
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
 !! WARNING: bubblewrap (bwrap) is not available: student code runs WITHOUT a     !!
