@@ -11,16 +11,14 @@ student what to fix, e.g.::
     returned shape (1, 1, 3, 3), expected (1, 1, 2, 2)
 
 Every call of a student's function goes through :func:`run`, which applies the
-integrity tripwire of :mod:`grader.tripwire`.  Hidden tests get cnnlib from
-:func:`reference`, a private copy loaded from the engine's files, so whatever
-the notebook did to the imported ``cnnlib`` modules does not change the answer.
+integrity tripwire of :mod:`grader.tripwire`.  When grading, these helpers run on the
+trusted side (:mod:`grader.scoring`), never in the student's kernel: the student's
+functions are called there remotely and hidden tests take expected values from
+:func:`reference`, the grader's own cnnlib.
 """
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
-import types
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -78,16 +76,22 @@ def _positional(args: Sequence | Mapping) -> list:
 
 
 # ---------------------------------------------------------------- calling
-_watch = tripwire.watch              # the tripwire's sealed watch, as imported
-_ndarray_view = np.ndarray.view
-
-
 def run(name: str, fn: Callable, *args, **kwargs):
-    """Call the student's ``fn`` under the integrity tripwire of graded function ``name``."""
+    """Call the student's ``fn`` under the integrity tripwire of graded function ``name``.
+
+    When grading, ``fn`` is a grader.scoring.Remote: the call runs in the student's kernel
+    and the result comes back as plain data.  In a notebook of one's own it runs here."""
     if not callable(fn):
         raise GradingError(f"{name} is not a function (it is {type(fn).__name__}); "
                            f"run the cell that defines it")
-    result, problem = _watch(name, fn, *args, **kwargs)
+    from . import scoring
+
+    if isinstance(fn, scoring.Remote):
+        result, problem = fn.graded_call(name, args, kwargs)
+    elif scoring.running():  # test code wrapping the student's function: its calls are remote
+        result, problem = fn(*args, **kwargs), None
+    else:
+        result, problem = tripwire.watch(name, fn, *args, **kwargs)
     if problem:
         raise IntegrityError(problem)
     return result
@@ -132,7 +136,7 @@ def _as_array(what: str, got: Any) -> np.ndarray:
     if not isinstance(got, np.ndarray):
         raise GradingError(f"{what} returned {type(got).__name__}, expected a numpy array")
     # a subclass could answer comparisons and ufuncs as it likes: look at its data only
-    return _ndarray_view(got, np.ndarray) if type(got) is not np.ndarray else got
+    return got.view(np.ndarray) if type(got) is not np.ndarray else got
 
 
 def check_shape(name: str, fn: Callable, args: Sequence | Mapping, shape: tuple,
@@ -199,113 +203,10 @@ def compare(name: str, fn: Callable, reference_fn: Callable, args: Sequence | Ma
 
 
 # ---------------------------------------------------------------- the reference
-# The modules the assignments' tests take from the reference; a grading kernel loads them
-# before the notebook's first cell (grader.kernel --preload).
-REFERENCE_MODULES = ("functional", "arch", "gradcheck", "data", "nn", "analysis")
-
-_PRIVATE: dict[str, dict[str, Any]] = {}   # module -> its namespace as loaded
-
-
 def reference(*modules: str) -> SimpleNamespace:
-    """A private copy of cnnlib, loaded from the engine's files.
+    """The grader's cnnlib: ``reference("functional", "arch").functional.conv2d``.
 
-    ``reference("functional", "arch").functional.conv2d`` is cnnlib's conv2d as
-    shipped, whatever the notebook did to ``sys.modules``, ``cnnlib``'s
-    attributes or the import system.  Each call returns a new namespace per module,
-    made from the module's attributes as loaded, so a notebook that changes the
-    namespace one test used does not change the next one.  Use it in hidden tests only."""
+    Hidden tests run on the trusted side (grader.scoring), where this is the engine as
+    shipped; the notebook's kernel never sees it."""
     modules = modules or ("functional",)
-    missing = [m for m in modules if m not in _PRIVATE]
-    if missing:
-        _PRIVATE.update({name: dict(vars(module)) for name, module in _load_private(missing).items()})
-    return SimpleNamespace(**{m: SimpleNamespace(**_PRIVATE[m]) for m in modules})
-
-
-def _load_private(names: Sequence[str]) -> dict[str, Any]:
-    root = tripwire.CNNLIB_DIR
-    init = root / "__init__.py"
-    if not init.is_file():
-        raise GradingError(f"grader setup problem: the cnnlib reference is missing ({init})")
-    saved = {k: v for k, v in sys.modules.items() if k == "cnnlib" or k.startswith("cnnlib.")}
-    saved_meta = list(sys.meta_path)
-    for key in saved:
-        del sys.modules[key]
-    from importlib.machinery import BuiltinImporter, FrozenImporter, PathFinder
-    sys.meta_path[:] = [BuiltinImporter, FrozenImporter, PathFinder]
-    loaded: dict[str, Any] = {}
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "cnnlib", init, submodule_search_locations=[str(root)])
-        package = importlib.util.module_from_spec(spec)
-        sys.modules["cnnlib"] = package
-        spec.loader.exec_module(package)
-        for name in names:
-            module = importlib.import_module(f"cnnlib.{name}")
-            origin = tripwire._cnnlib_module(module.__file__ or "")
-            if origin != f"cnnlib.{name}":
-                raise GradingError(f"grader setup problem: cnnlib.{name} came from {module.__file__}")
-            loaded[name] = module
-    except GradingError:
-        raise
-    except Exception as exc:
-        raise GradingError(f"grader setup problem: cannot load the cnnlib reference: "
-                           f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        for key in [k for k in sys.modules if k == "cnnlib" or k.startswith("cnnlib.")]:
-            del sys.modules[key]
-        sys.modules.update(saved)
-        sys.meta_path[:] = saved_meta
-    return loaded
-
-
-# ---------------------------------------------------------------- sealing
-def _seal_module() -> None:
-    """Freeze this module as it is now (at import, before a grading kernel runs any cell).
-
-    Its functions are rebuilt to look up the names they use (each other, ``np``, the
-    tripwire's sealed ``watch``) in a private copy of this module's namespace, in which ``np``
-    is a copy of NumPy's namespace; the module's public attributes always answer with those
-    functions and cannot be assigned.  So a notebook that assigns ``checks.run``,
-    ``checks.tripwire``, ``grader.tripwire.watch`` or ``np.allclose`` changes nothing the
-    tests call.  (What a notebook can still do is in grader/AUTHORING.md.)"""
-    module = sys.modules[__name__]
-    private = dict(globals())
-    private["np"] = SimpleNamespace(**vars(np))
-    private["_watch"] = tripwire.watch
-    private["_ndarray_view"] = np.ndarray.view
-    private["_PRIVATE"] = {}
-    for name, obj in list(private.items()):
-        if isinstance(obj, types.FunctionType) and obj.__module__ == __name__:
-            fn = types.FunctionType(obj.__code__, private, obj.__name__, obj.__defaults__, obj.__closure__)
-            fn.__kwdefaults__, fn.__doc__, fn.__qualname__ = obj.__kwdefaults__, obj.__doc__, obj.__qualname__
-            fn.__module__ = __name__
-            private[name] = fn
-    frozen = {name: private[name] for name in (*__all__, "REFERENCE_MODULES")}
-    for name, value in frozen.items():
-        globals()[name] = value
-    del globals()["_PRIVATE"]
-    locked = frozenset(frozen) | {"__class__", "__dict__"}
-    missing = object()
-    get, put, drop = types.ModuleType.__getattribute__, types.ModuleType.__setattr__, types.ModuleType.__delattr__
-
-    class SealedModule(types.ModuleType):
-        __slots__ = ()
-
-        def __getattribute__(self, name):
-            value = frozen.get(name, missing)
-            return get(self, name) if value is missing else value
-
-        def __setattr__(self, name, value):
-            if name in locked:
-                raise AttributeError(f"{__name__}.{name} cannot be changed")
-            put(self, name, value)
-
-        def __delattr__(self, name):
-            if name in locked:
-                raise AttributeError(f"{__name__}.{name} cannot be deleted")
-            drop(self, name)
-
-    module.__class__ = SealedModule
-
-
-_seal_module()
+    return SimpleNamespace(**{m: importlib.import_module(f"cnnlib.{m}") for m in modules})

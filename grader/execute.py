@@ -20,6 +20,7 @@ Every cell stopped this way gets an error output whose name says why
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
 import os
 from pathlib import Path
@@ -31,8 +32,9 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Float, Integer, Type, default
+from traitlets import Bool, Float, Integer, Type, default
 
+from . import scoring
 from .sandbox import SandboxKernelManager
 
 STOPPED = ("CellTimeoutError", "KernelDied", "KernelKilled", "NotRun")
@@ -102,6 +104,29 @@ def _descendants_by_scan(pid: int) -> list[int]:
     return found
 
 
+def checks_error(message: str) -> Exception:
+    from .checks import GradingError
+    return GradingError(message)
+
+
+def _source_cells(resources) -> dict[str, str]:
+    """grade id -> code of the assignment's source notebook, for the notebook being graded."""
+    import nbformat
+
+    from . import course
+
+    info = (resources or {}).get("nbgrader") or {}
+    path = course.COURSE / "source" / str(info.get("assignment")) / f"{info.get('notebook')}.ipynb"
+    if not path.is_file():
+        raise RuntimeError(f"the source notebook {path} is missing: the tests cannot be run")
+    cells = {}
+    for cell in nbformat.read(path, as_version=4).cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid and cell.cell_type == "code":
+            cells[gid] = cell.source
+    return cells
+
+
 # Where kernels come from.  None: each notebook starts its own.  A worker of
 # ``python -m grader autograde`` installs a grader.pool.KernelPool here, which
 # hands out a kernel that was started (fresh, for this student only) while the
@@ -116,6 +141,11 @@ class SandboxedExecute(Execute):
     interrupt_grace = Float(3.0, help="seconds a kernel has to answer after an interrupt"
                             ).tag(config=True)
     max_restarts = Integer(3, help="kernel restarts per notebook").tag(config=True)
+    trust_notebook = Bool(False, help="take the test cells' code from the notebook being run "
+                          "(a student's self-check) instead of the assignment's source notebook"
+                          ).tag(config=True)
+    max_output_bytes = Integer(2**20, help="output kept per cell; the rest is dropped with a note"
+                               ).tag(config=True)
 
     kernel_manager_class = Type(SandboxKernelManager, config=True)
 
@@ -140,8 +170,117 @@ class SandboxedExecute(Execute):
         NotebookClient.__init__(self, nb, km)
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
+        self._trusted = None if self.trust_notebook else _source_cells(resources)
         run_sync(self._run_notebook)()
         return self.nb, self.resources
+
+    # ---------------------------------------------------------------- roles of the cells
+    def _role(self, cell) -> str:
+        """'test' (runs on the trusted side only), 'setup' (an instructor's locked cell: runs
+        in the kernel and on the trusted side) or 'student' (runs in the kernel only)."""
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            return "student"
+        if meta.get("grade"):
+            return "test"
+        return "setup" if meta.get("locked") else "student"
+
+    def _trusted_code(self, cell) -> str | None:
+        """The code the trusted side runs for this cell: the assignment's own, never the
+        submission's (None: the submission's cell is not one of the assignment's)."""
+        if self._trusted is None:
+            return cell.source
+        return self._trusted.get(cell.metadata.get("nbgrader", {}).get("grade_id"))
+
+    # ---------------------------------------------------------------- the trusted side
+    def _ask(self, request: dict) -> bytes:
+        """Send a request to the kernel from the test thread; wait for its answer."""
+        future = asyncio.run_coroutine_threadsafe(self._ask_kernel(request), self._loop)
+        return future.result()
+
+    async def _ask_kernel(self, request: dict) -> bytes:
+        import cloudpickle
+
+        from .remote import MIME
+
+        payload = base64.b64encode(cloudpickle.dumps(request)).decode()
+        code = f"__import__('grader.remote', fromlist=['answer']).answer({payload!r})"
+        msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=False)
+        answer, failure, idle = None, None, False
+        while not idle:
+            left = self._deadline - monotonic()
+            if left <= 0:
+                await self._stop_call()
+            try:
+                msg = await self.kc.iopub_channel.get_msg(timeout=min(left, 0.5))
+            except Empty:
+                if not await ensure_async(self.km.is_alive()):
+                    raise scoring.KernelTrouble("KernelDied", "the kernel died while this test ran "
+                                                "(out of memory, a crash, or a resource limit); it "
+                                                "was restarted for the next cells")
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "display_data" and isinstance(content.get("data", {}).get(MIME), str):
+                answer = content["data"][MIME]  # the last one counts
+            elif kind == "error":
+                failure = f"{content.get('ename', 'Error')}: {str(content.get('evalue', ''))[:300]}"
+            elif kind == "status" and content.get("execution_state") == "idle":
+                idle = True
+        if answer is None:
+            raise checks_error(f"the notebook's kernel did not answer the grader's call"
+                               + (f" ({failure})" if failure else ""))
+        try:
+            return base64.b64decode(answer, validate=True)
+        except ValueError:
+            raise checks_error("the notebook's kernel answered the grader's call with garbage") from None
+
+    async def _stop_call(self) -> None:
+        limit = math.ceil(self._cell_limit or 0)
+        try:
+            await self.km.interrupt_kernel()
+        except Exception:
+            pass
+        if await self._responsive(self.interrupt_grace):
+            raise scoring.KernelTrouble("CellTimeoutError", f"this test ran for more than {limit} s "
+                                        "and was stopped")
+        raise scoring.KernelTrouble("KernelKilled", f"this test ran for more than {limit} s and the "
+                                    "kernel did not stop when interrupted; it was killed and "
+                                    "restarted for the next cells")
+
+    async def _run_trusted(self, cell, role: str, index: int) -> str:
+        """Run ``cell`` on the trusted side; returns why the kernel broke ("" if it did not)."""
+        code = self._trusted_code(cell)
+        label = cell.metadata.get("nbgrader", {}).get("grade_id", f"cell {index}")
+        if code is None:
+            if role == "test":
+                cell.outputs = [_error("NotATest", "this cell is not one of the assignment's "
+                                       "test cells; it was not run")]
+            return ""
+        self._deadline = monotonic() + (self._cell_limit or self.timeout or 30)
+        run = self._tests.test if role == "test" else self._tests.setup
+        try:
+            outputs = await self._loop.run_in_executor(None, run, code, label)
+        except scoring.KernelTrouble as trouble:
+            cell.outputs = [_error(trouble.ename, str(trouble))]
+            return "" if trouble.ename == "CellTimeoutError" else trouble.ename
+        if role == "test":
+            cell.outputs = [NotebookNode(o) for o in outputs]
+        return ""
+
+    def output(self, outs, msg, display_id, cell_index):
+        """nbclient's, keeping at most ``max_output_bytes`` of output per cell."""
+        size = len(str(msg.get("content", "")))
+        used = self._output_bytes.get(cell_index, 0)
+        self._output_bytes[cell_index] = used + size
+        if used + size > self.max_output_bytes:
+            if used <= self.max_output_bytes:
+                outs.append(NotebookNode(output_type="stream", name="stdout", text=(
+                    f"\n[output truncated: this cell printed more than "
+                    f"{self.max_output_bytes // 1024} KB; the rest was dropped]\n")))
+            return None
+        return super().output(outs, msg, display_id, cell_index)
 
     def _get_timeout(self, cell):
         if self._cell_limit is not None:
@@ -362,6 +501,9 @@ class SandboxedExecute(Execute):
         done: list[int] = []
         self._restarts = 0
         self._stop_reason = ""
+        self._output_bytes = {}
+        self._loop = asyncio.get_running_loop()
+        self._tests = scoring.TrustedTests(self._ask)
         await self._start()
         try:
             info = self._kernel_info
@@ -378,6 +520,12 @@ class SandboxedExecute(Execute):
                 self._cell_limit = min(float(self.timeout or left), left)
                 self._timed_out = False
                 broken = ""
+                role = self._role(cell)
+                if role == "test":
+                    broken = await self._run_trusted(cell, role, index)
+                    if broken and not await self._restart(done, deadline):
+                        await self._kill()
+                    continue
                 try:
                     await self.async_execute_cell(cell, index,
                                                   execution_count=self.code_cells_executed + 1)
@@ -415,11 +563,10 @@ class SandboxedExecute(Execute):
                     continue
                 if not self._timed_out:
                     done.append(index)
+                    if role == "setup":
+                        broken = await self._run_trusted(cell, role, index)
+                        if broken and not await self._restart(done, deadline):
+                            await self._kill()
         finally:
             self._cell_limit = None
             await self._kill()
-        # nbgrader reads a number shown by a test cell as partial credit. Our tests never
-        # do that, and student code could forge such an output, so drop them.
-        for cell in self.nb.cells:
-            if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
-                cell.outputs = [o for o in cell.outputs if o.get("output_type") != "execute_result"]

@@ -41,23 +41,15 @@ def main(argv: list[str] | None = None) -> None:
     if opts.cpu_seconds:
         _limit(resource.RLIMIT_CPU, opts.cpu_seconds)
     _limit(resource.RLIMIT_CORE, 0)
-    # The test helpers and the tripwire seal themselves when imported: importing them here,
-    # before the notebook's first cell, is what makes the rules they apply the ones on disk
-    # whatever the notebook does later (grader/AUTHORING.md, "The security model").
-    try:
-        from grader import checks
-    except Exception as exc:  # the tests will report it
-        print(f"grader.kernel: cannot import grader.checks: {exc}", file=sys.stderr)
-    else:
-        if opts.preload:
-            # The private cnnlib the hidden tests compare with, loaded now too (in a warm
-            # kernel, while the previous student is still being graded): loaded later, it
-            # would go through an import system the notebook may have changed.  Only modules
-            # and the grader's private caches: the user namespace stays empty.
-            try:
-                checks.reference(*checks.REFERENCE_MODULES)
-            except Exception as exc:  # the tests will report it
-                print(f"grader.kernel: preload failed: {exc}", file=sys.stderr)
+    # The kernel's half of a graded call (grader.remote) and the tripwire it applies, imported
+    # now: before the notebook's first cell, and in a warm kernel while the previous student
+    # is still being graded.  Nothing that scores runs here (grader/scoring.py).
+    if opts.preload:
+        try:
+            import numpy  # noqa: F401
+            from grader import plain, remote, tripwire  # noqa: F401
+        except Exception as exc:  # the graded calls will report it
+            print(f"grader.kernel: preload failed: {exc}", file=sys.stderr)
     # ipykernel imports debugpy (about 0.1 s) only to offer a debugger to a front end;
     # nobody debugs an autograded notebook.
     sys.modules.setdefault("debugpy", None)

@@ -211,8 +211,8 @@ def _seal(graded: dict[str, Rule], default: Rule, escapes: frozenset[str]):
             raise RuntimeError(f"grader.tripwire: sys.{fn.__name__} was replaced before the grader started")
     _len, _id, _type, _isinstance, _getattr, _hash, _repr, _tuple, _str = (
         len, id, type, isinstance, getattr, hash, repr, tuple, str)
-    _int, _code_type, _module_type, _base_exception, _os_error = (
-        int, types.CodeType, types.ModuleType, BaseException, OSError)
+    _int, _code_type, _module_type, _base_exception, _os_error, _recursion_error = (
+        int, types.CodeType, types.ModuleType, BaseException, OSError, RecursionError)
     _stat, _listdir, _open = os.stat, os.listdir, io.open
     min_bytes = _MIN_CODE_BYTES
 
@@ -379,6 +379,8 @@ def _seal(graded: dict[str, Rule], default: Rule, escapes: frozenset[str]):
             set_profile(old)
         if not still_ours:
             record(escaped, "sys.setprofile")
+        if _isinstance(error, _recursion_error) and not hits:
+            raise error  # honest code that recursed too deep: Python dropped the hook, not the student
         found = problem(name, hits, escaped)
         if found is None and error is not None:
             raise error

@@ -12,7 +12,7 @@ import types
 import numpy as np
 import pytest
 
-from grader import checks, review, sandbox, tripwire
+from grader import checks, remote, review, sandbox, tripwire
 
 X = np.random.default_rng(0).standard_normal((2, 3, 7, 9))
 W = np.random.default_rng(1).standard_normal((4, 3, 3, 2))
@@ -86,14 +86,6 @@ def test_exec_of_the_engine_source_is_caught():
         checks.check_value("output_size", output_size, (10, 3), 4, kwargs=dict(stride=2))
 
 
-def test_reference_ignores_a_patched_engine(monkeypatch):
-    engine = _engine()
-    monkeypatch.setattr(engine, "conv2d", lambda *a, **k: np.zeros(1))
-    F = checks.reference("functional").functional
-    assert F.conv2d is not engine.conv2d
-    assert F.conv2d(X, W, B).shape == (2, 4, 5, 8)
-
-
 def test_messages_say_what_to_fix():
     def no_stride(x, w, b, stride=1, padding=0):
         return mine(x, w, b, 1, padding)
@@ -147,7 +139,11 @@ def test_the_engine_stays_visible_when_the_checkout_lives_in_a_hidden_folder(tmp
 
 @pytest.mark.parametrize("source,expected", [
     ("import ctypes\nctypes.pythonapi.PyFrame_LocalsToFast", ["imports ctypes"]),
-    ("get_ipython().input_transformers_post.append(lambda lines: [])", ["uses .input_transformers_post"]),
+    ("get_ipython().input_transformers_post.append(lambda lines: [])",
+     ["uses .input_transformers_post", "uses get_ipython"]),
+    ("def __eq__(self, other):\n    return True", ["defines __eq__"]),
+    ("checks = None\nisinstance = lambda *a: True", ["rebinds checks", "rebinds isinstance"]),
+    ("get_ipython().user_ns['_ih']", ["uses .user_ns", "uses get_ipython"]),
     ("import gc\nfor o in gc.get_objects(): pass", ["imports gc", "uses .get_objects"]),
     ("np.allclose = lambda *a, **k: True", ["assigns np.allclose"]),
     ("watch.__closure__[0].cell_contents = None", ["uses .__closure__"]),
@@ -243,12 +239,20 @@ ATTACKS = {"GRADED": _no_rules, "watch": _watch, "sys.modules": _fake_module,
            "sys.setprofile": _fake_profiler}
 
 
+def in_kernel(fn) -> dict:
+    """What the kernel's half of a graded call (grader.remote) reports for ``fn``."""
+    request = {"name": "conv2d_forward", "rule": "conv2d_forward", "args": [X, W, B],
+               "kwargs": dict(stride=2, padding=1), "seed": 0}
+    return remote._call(request, {"conv2d_forward": fn})
+
+
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_rewriting_the_grader_before_the_tests_changes_nothing(monkeypatch, attack):
+    """The kernel's half keeps the tripwire it imported before the notebook's first cell."""
     ATTACKS[attack](monkeypatch)
-    with pytest.raises(checks.IntegrityError, match="conv2d_forward ran cnnlib"):
-        compare(lambda x, w, b, stride=1, padding=0: CAPTURED(x, w, b, stride, padding))
-    compare(mine)  # and an honest function still passes
+    found = in_kernel(lambda x, w, b, stride=1, padding=0: CAPTURED(x, w, b, stride, padding))
+    assert "conv2d_forward ran cnnlib" in found.get("integrity", ""), found
+    assert "returned" in in_kernel(mine)  # and an honest function still passes
 
 
 def test_emptied_escapes_do_not_let_a_bare_thread_through(monkeypatch):
@@ -264,14 +268,6 @@ def test_emptied_escapes_do_not_let_a_bare_thread_through(monkeypatch):
 
     with pytest.raises(checks.IntegrityError, match="own process and thread"):
         compare(in_a_bare_thread)
-
-
-def test_a_patched_reference_does_not_last_to_the_next_test():
-    F = checks.reference("functional").functional
-    real = F.conv2d
-    F.conv2d = lambda *a, **k: np.zeros(1)  # a notebook cell after one hidden test, before the next
-    again = checks.reference("functional").functional
-    assert again.conv2d is real
 
 
 def test_the_tripwire_keeps_no_arrays_alive():
@@ -335,11 +331,3 @@ def test_looking_for_the_tripwire_during_the_call_is_an_escape():
 
     with pytest.raises(checks.IntegrityError, match="sys.getprofile, gc.get_referents"):
         compare(looks)
-
-
-def test_the_checks_module_cannot_be_assigned():
-    with pytest.raises(AttributeError):
-        checks.compare = lambda *a, **k: None
-    with pytest.raises(AttributeError):
-        checks.__class__ = types.ModuleType
-    assert checks.compare.__module__ == "grader.checks"

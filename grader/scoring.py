@@ -1,0 +1,194 @@
+"""Scoring: the test cells run here, on the trusted side, never in the student's kernel.
+
+The kernel runs the student's cells and the instructor's locked cells; this module runs the
+instructor's locked cells again and every test cell (visible and hidden parts), in a namespace
+of its own where ``checks``, ``np`` and ``cnnlib`` are the grader's.  A name a test cell uses
+that only the notebook defines (``conv2d_forward``, ``conv_out``) is looked up in the kernel
+when the cell starts: a function becomes a :class:`Remote`, which calls the student's function
+in the kernel (:mod:`grader.remote`) with the inputs drawn here; a value comes back as plain
+data (:mod:`grader.plain`).  The expected answers are computed here, with the grader's cnnlib,
+and compared here, so nothing the kernel binds, patches or prints can decide a score, and no
+test code or expected value is ever sent to it.
+
+A test cell passes when its code raises nothing; its only output is one error (name and
+message, no traceback: it would quote the hidden test), which nbgrader scores as 0.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import io
+import threading
+import zlib
+
+from . import checks, plain, remote
+
+
+_here = threading.local()
+
+
+def running() -> bool:
+    """Whether the calling thread is running test code here, on the trusted side."""
+    return getattr(_here, "running", False)
+
+
+class KernelTrouble(Exception):
+    """The kernel did not answer (a timeout, a crash): the cell is stopped, not failed."""
+
+    def __init__(self, ename: str, message: str):
+        super().__init__(message)
+        self.ename = ename
+
+
+class Remote:
+    """A function of the student's, living in the kernel."""
+
+    def __init__(self, name: str, tests: "TrustedTests"):
+        self.__name__ = self.name = name
+        self._tests = tests
+
+    def graded_call(self, rule: str, args: tuple, kwargs: dict):
+        """``(result, problem)`` of calling it under graded function ``rule``'s tripwire;
+        the arrays and layers passed in are updated with what the call left in them."""
+        return self._tests.call(self.name, rule, args, kwargs)
+
+    def __call__(self, *args, **kwargs):
+        result, problem = self.graded_call(self.name, args, kwargs)
+        if problem:
+            raise checks.IntegrityError(problem)
+        return result
+
+    def __reduce__(self):  # passed to another of the student's functions: the kernel's own
+        return (remote.lookup, (self.name,))
+
+    def __repr__(self) -> str:
+        return f"<function {self.name} (in the notebook)>"
+
+
+def _student_error(name: str, message: str) -> BaseException:
+    """The student's exception, rebuilt as a built-in one of that name (NotImplementedError,
+    RecursionError, ...) or a plain Exception subclass named after it."""
+    kind = getattr(builtins, name, None)
+    if not (isinstance(kind, type) and issubclass(kind, Exception)):
+        kind = type(name if name.isidentifier() else "Error", (Exception,), {"__module__": "submission"})
+    return kind(message)
+
+
+def _update(target, after) -> None:
+    """Copy into ``target`` (an array or layer passed to the student's function) the state the
+    call left it in, so that a test can see an input changed in place."""
+    import numpy as np
+
+    if isinstance(target, np.ndarray) and type(after) is np.ndarray:
+        if after.shape == target.shape:
+            target[...] = after
+    elif type(target).__module__ == "cnnlib.nn" and type(after) is type(target):
+        target.__dict__.clear()
+        target.__dict__.update(after.__dict__)
+
+
+def _free_names(tree: ast.AST) -> list[str]:
+    """Names a cell reads and never binds."""
+    loads, stores = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (loads if isinstance(node.ctx, ast.Load) else stores).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            stores.add(node.name)
+        elif isinstance(node, ast.arg):
+            stores.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            stores.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return sorted(loads - stores)
+
+
+class TrustedTests:
+    """The trusted namespace of one notebook and the test cells run in it.
+
+    ``ask(request) -> bytes`` sends one request to the kernel and returns its plain-data
+    answer (raising :class:`KernelTrouble` when the kernel does not answer in time)."""
+
+    def __init__(self, ask):
+        import cnnlib.nn
+
+        self.ask = ask
+        self.nn = cnnlib.nn
+        self.ns: dict = {"__name__": "__grader_tests__", "__builtins__": builtins}
+        self.calls = 0
+
+    def _request(self, request: dict):
+        try:
+            return plain.decode(self.ask(request), self.nn)
+        except plain.BadAnswer as exc:
+            raise checks.GradingError(f"the notebook's answer could not be read: {exc}") from None
+
+    def call(self, name: str, rule: str, args: tuple, kwargs: dict):
+        self.calls += 1
+        seed = zlib.crc32(f"{rule}:{self.calls}".encode()) & 0x7FFFFFFF
+        out = self._request({"kind": "call", "name": name, "rule": rule, "args": list(args),
+                             "kwargs": dict(kwargs), "seed": seed})
+        if not isinstance(out, dict):
+            raise checks.GradingError(f"the notebook's answer for {name} could not be read")
+        if "integrity" in out:
+            return None, str(out["integrity"])
+        if "raised" in out:
+            ename, message = (list(out["raised"]) + ["", ""])[:2]
+            raise _student_error(str(ename), str(message))
+        for target, after in zip(args, out.get("args") or []):
+            _update(target, after)
+        for key, after in (out.get("kwargs") or {}).items():
+            if key in kwargs:
+                _update(kwargs[key], after)
+        return out.get("returned"), None
+
+    def _bind(self, tree: ast.AST) -> None:
+        """Look up in the kernel the names this cell needs and the trusted side lacks."""
+        wanted = [n for n in _free_names(tree) if n not in self.ns and not hasattr(builtins, n)]
+        if not wanted:
+            return
+        found = self._request({"kind": "names", "names": wanted})
+        for name in wanted:
+            entry = found.get(name) if isinstance(found, dict) else None
+            if not entry or entry[0] == "missing":
+                self.ns.pop(name, None)
+            elif entry[0] == "function":
+                self.ns[name] = Remote(name, self)
+            elif len(entry) == 2:
+                self.ns[name] = entry[1]
+
+    def _exec(self, source: str, label: str) -> None:
+        tree = ast.parse(source)
+        self._bind(tree)
+        _here.running = True
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                exec(compile(tree, f"<{label}>", "exec"), self.ns)
+        finally:
+            _here.running = False
+
+    def setup(self, source: str, label: str) -> None:
+        """Run an instructor's locked cell here too (its imports, data and helpers)."""
+        try:
+            self._exec(source, label)
+        except KernelTrouble:
+            raise
+        except Exception:
+            pass  # the kernel's run of the same cell is what the notebook shows
+
+    def test(self, source: str, label: str) -> list[dict]:
+        """Run a test cell; its outputs: [] when it passed, else one error."""
+        try:
+            self._exec(source, label)
+        except KernelTrouble:
+            raise
+        except SyntaxError as exc:
+            return [error("SyntaxError", f"the test cell does not parse: {exc.msg}")]
+        except Exception as exc:
+            return [error(type(exc).__name__, str(exc))]
+        return []
+
+
+def error(ename: str, evalue: str) -> dict:
+    evalue = evalue if len(evalue) <= 2000 else evalue[:2000] + " [...]"
+    return {"output_type": "error", "ename": ename, "evalue": evalue, "traceback": [f"{ename}: {evalue}"]}
