@@ -213,8 +213,7 @@ def cmd_export(args) -> int:
 def cmd_check(args) -> int:
     from .check import check
 
-    return check(Path(args.notebook), timeout=args.cell_timeout or 60,
-                 sandbox=args.sandbox or "none")
+    return check(Path(args.notebook), timeout=args.cell_timeout, sandbox=args.sandbox)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,8 +273,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("check", help="run a notebook's visible tests before submitting")
     p.add_argument("notebook")
-    p.add_argument("--cell-timeout", type=int, help="seconds per cell (default 60)")
-    p.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default="none")
+    p.add_argument("--cell-timeout", type=int, help="seconds per cell (default: as when graded)")
+    p.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default="auto",
+                   help="auto (default): bubblewrap when it works, as when graded")
     p.set_defaults(func=cmd_check)
 
     args = parser.parse_args(argv)
