@@ -21,8 +21,19 @@ _ATTRIBUTES = {"__closure__", "__globals__", "__code__", "__builtins__", "__dict
                "f_globals", "f_locals", "tb_frame", "setprofile", "settrace", "getprofile",
                "gettrace", "get_referents", "get_referrers", "get_objects", "modules",
                "input_transformers_post", "input_transformers_cleanup", "run_cell", "events",
-               "__array_ufunc__", "__array_function__"}
+               "__array_ufunc__", "__array_function__", "user_ns", "history_manager", "kernel",
+               "do_execute", "showtraceback", "set_custom_exc", "execution_count"}
 _CALLS = {"exec", "eval", "compile", "__import__"}
+_MAGIC_CALLS = {"run_line_magic", "run_cell_magic", "system", "getoutput"}
+# Methods that decide how an object compares or converts: a returned object that defines them
+# could claim to equal anything (the grader reads plain data only, but a person should look).
+_DUNDERS = {"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__float__",
+            "__int__", "__index__", "__array__", "__array_ufunc__", "__array_function__", "__len__"}
+# Names the test cells use: a notebook has no reason to bind them to something else (builtins a
+# test relies on included; not ones a student may well use as a variable, such as sum or max).
+_TEST_NAMES = {"checks", "np", "numpy", "nn", "cnnlib", "isinstance", "issubclass", "type",
+               "callable", "getattr", "hasattr", "AssertionError", "Exception", "BaseException",
+               "float", "int", "bool", "str", "repr", "abs", "print"}
 MAX_FINDINGS = 5
 
 
@@ -58,6 +69,10 @@ def findings(source: str | ast.Module | None, modules: set[str] = frozenset()) -
         if text not in found:
             found.append(text)
 
+    # IPython writes a magic (%timeit) as get_ipython().run_line_magic(...): not the student's doing
+    magics = {id(node.value.func) for node in ast.walk(tree)
+              if isinstance(node, ast.Attribute) and node.attr in _MAGIC_CALLS
+              and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)}
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
@@ -66,14 +81,20 @@ def findings(source: str | ast.Module | None, modules: set[str] = frozenset()) -
                     say(f"imports {name}")
         elif isinstance(node, ast.Attribute) and node.attr in _ATTRIBUTES:
             say(f"uses .{node.attr}")
-        elif isinstance(node, ast.FunctionDef) and node.name in _ATTRIBUTES:
+        elif isinstance(node, ast.FunctionDef) and (node.name in _ATTRIBUTES or node.name in _DUNDERS):
             say(f"defines {node.name}")
+        elif isinstance(node, ast.Name) and node.id == "get_ipython" and id(node) not in magics:
+            say("uses get_ipython")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CALLS:
             say(f"calls {node.func.id}()")
         # Assigning to an attribute of an imported module (np.allclose = ...) changes it for the tests.
         targets = node.targets if isinstance(node, ast.Assign) else (
             [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])
         for target in targets:
+            if isinstance(target, ast.Name) and target.id in _TEST_NAMES:
+                say(f"rebinds {target.id}")
+            while isinstance(target, (ast.Subscript, ast.Attribute)) and isinstance(target.value, (ast.Subscript, ast.Attribute)):
+                target = target.value
             while isinstance(target, ast.Subscript):
                 target = target.value
             if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
