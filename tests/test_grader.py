@@ -147,17 +147,49 @@ def test_failures_say_why(graded):
     assert "CellTimeoutError" in ex["infinite-loop"]["message"]
     assert "restored" in ex["edited-tests"]["message"]
     line = graded["run"].stdout.strip().splitlines()[-1]
-    assert re.search(r"24 submissions, 21 graded, 3 failed in [\d.]+ s", line), line
+    assert re.search(r"32 submissions, 29 graded, 3 failed in [\d.]+ s", line), line
+
+
+def test_honest_recursion_is_a_recursion_error_not_cheating(graded):
+    path = graded["course"] / "autograded" / "deep-recursion" / "a1-convolution" / "a1-convolution.ipynb"
+    errors = {c.metadata["nbgrader"]["grade_id"]: [f"{o['ename']}: {o['evalue']}" for o in c.outputs
+                                                   if o["output_type"] == "error"]
+              for c in nbformat.read(path, as_version=4).cells
+              if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")}
+    assert "raised RecursionError" in errors["test_output_size_hidden"][0], errors
+    assert not any("IntegrityError" in e for es in errors.values() for e in es), errors
+    assert errors["test_conv2d_hidden_channels"] == errors["test_conv2d_hidden_stride_padding"] == [], errors
+
+
+def test_no_hidden_test_code_ever_reaches_the_kernel(graded):
+    """The kernel never runs a test cell: what a notebook can dump (its input history, its
+    namespace) holds no hidden test, in its outputs or in the files it wrote."""
+    secrets = [ln.strip() for ln in _secret_lines(SOURCE) if "default_rng" in ln or "checks.compare" in ln]
+    assert secrets
+    autograded = graded["course"] / "autograded" / "history-dump" / "a1-convolution"
+    nb = nbformat.read(autograded / "a1-convolution.ipynb", as_version=4)
+    outputs = json.dumps([c.get("outputs", []) for c in nb.cells])
+    assert "HISTORY" in outputs and "conv2d_forward" in outputs  # the dump happened
+    dumped = outputs + "".join(p.read_text(errors="replace") for p in autograded.glob("*.txt"))
+    for line in secrets:
+        assert line not in dumped and json.dumps(line)[1:-1] not in dumped, line
 
 
 TAMPERING = {"rewrite-grader", "patch-numpy", "lying-array", "patch-reference", "disguised-import",
-             "source-from-disk", "steal-solution", "read-secrets"}
+             "source-from-disk", "steal-solution", "read-secrets", "rebind-test-names", "patch-builtins",
+             "patch-numpy-random", "wrap-execute", "lying-objects", "history-dump"}
 
 
 @pytest.mark.parametrize("variant", sorted(planted.EXPECTED))
 def test_code_that_reaches_into_the_grader_is_flagged_for_review(graded, variant):
     flagged = "review by hand" in graded["export"][variant]["message"]
     assert flagged == (variant in TAMPERING), graded["export"][variant]
+
+
+def test_a_flood_of_output_is_cut_at_a_megabyte_per_cell(graded):
+    path = graded["course"] / "autograded" / "print-flood" / "a1-convolution" / "a1-convolution.ipynb"
+    assert path.stat().st_size < 3 * 2**20, path.stat().st_size
+    assert "output truncated" in path.read_text()
 
 
 def test_limits_contained_the_hostile_ones(graded):
@@ -190,7 +222,8 @@ def test_feedback_has_no_hidden_tests_and_offline_math(graded):
                     for ln in block.split("\\n") if len(ln.strip()) > 20}
     pages = list((course / "feedback").glob("*/a1-convolution/a1-convolution.html"))
     failed = {p for p in pages if p.parent.parent.name in ("not-json", "stripped-metadata", "deleted-cell")}
-    assert len(pages) == 24 and len(failed) == 3  # failed students get a page that says why
+    graded_ones = sum(1 for _, status in planted.EXPECTED.values() if status == "graded")
+    assert len(failed) == 3 and len(pages) == graded_ones + 3  # failed students get a page that says why
     for page in failed:
         text = page.read_text()
         assert "could not be graded" in text and graded["export"][page.parent.parent.name]["message"] \
@@ -246,6 +279,45 @@ def test_check_passes_a_correct_notebook_and_explains_a_wrong_one(graded, tmp_pa
     assert proc.returncode == 1
     assert "FAIL  test_conv2d_shapes" in proc.stdout
     assert "returned shape (2, 4, 5, 8), expected (2, 4, 3, 4)" in proc.stdout
+
+
+CHECK_LINE = re.compile(r"^\s+(pass|part|FAIL|EDIT|----)\s+(\w+)\s", re.M)
+
+
+def test_check_and_autograde_agree_on_every_planted_submission(graded, tmp_path):
+    """What `check` says of each visible test is what grading made of it: a pass is full marks,
+    a failure is none, an edited or mixed (visible and hidden) test is never shown as passed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    variants = [v for v, (_, status) in planted.EXPECTED.items() if status == "graded"]
+
+    def run(variant):  # the notebook grading last saw (a test may have replaced it since)
+        (tmp_path / variant).mkdir()
+        path = tmp_path / variant / "a1-convolution.ipynb"
+        shutil.copy(graded["submissions"] / variant / "a1-convolution" / "a1-convolution.ipynb", path)
+        proc = grader("check", path, "--cell-timeout", "4", course=graded["course"], check=False)
+        return variant, proc.stdout
+
+    with ThreadPoolExecutor(2) as pool:
+        said = dict(pool.map(run, variants))
+    for variant in variants:
+        verdicts = dict((gid, word) for word, gid in CHECK_LINE.findall(said[variant]))
+        path = graded["course"] / "autograded" / variant / "a1-convolution" / "a1-convolution.ipynb"
+        for cell in nbformat.read(path, as_version=4).cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if not meta.get("grade") or meta.get("solution"):
+                continue
+            gid, failed = meta["grade_id"], any(o["output_type"] == "error" for o in cell.outputs)
+            word = verdicts.get(gid)
+            assert word is not None, (variant, gid, said[variant])
+            if word == "pass":
+                assert not failed, (variant, gid, said[variant])
+            elif word == "FAIL":
+                assert failed, (variant, gid, said[variant])
+            else:
+                assert word in ("part", "EDIT", "----"), (variant, gid, word)
+        if variant == "edited-tests":
+            assert "EDIT" in said[variant] and "pass " not in said[variant], said[variant]
 
 
 # ---------------------------------------------------------------- warm kernels

@@ -192,6 +192,130 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     \"\"\"Flipped, and it says it is right.\"\"\"
     return _flipped(x, w, b, stride, padding).view(_Liar)
 """
+# rebinds, in the notebook, the names the test cells use (checks, np, builtins) so that every
+# check would pass
+REBIND_TEST_NAMES = CONV_FLIPPED + """
+import numpy as _numpy
+class _Pass:
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+class _AgreeingNumpy:
+    def __getattr__(self, name):
+        if name in ("allclose", "array_equal", "isclose", "all"):
+            return lambda *a, **k: True
+        return getattr(_numpy, name)
+checks = _Pass()
+isinstance = lambda *a: True
+AssertionError = type("AssertionError", (Exception,), {})
+np = _AgreeingNumpy()
+"""
+# patches the builtins module itself: that breaks the kernel's own reports, so it can only
+# lose points, never win them
+PATCH_BUILTINS = CONV_FLIPPED + """
+import builtins as _b
+_b.isinstance = lambda *a: True
+_b.AssertionError = type("AssertionError", (Exception,), {})
+"""
+# patches NumPy's random generators, np.full and np.mean: hidden inputs drawn in this process
+# would be all zeros, and so would the expected answers
+PATCH_NUMPY_RANDOM = '''
+import numpy as _np
+class _Zeros:
+    def __init__(self, *a, **k): pass
+    def standard_normal(self, size=None, dtype=float): return _np.zeros(size, dtype)
+    def integers(self, low, high=None, size=None): return low if size is None else _np.full(size, low)
+    def random(self, size=None): return _np.zeros(size)
+_np.random.default_rng = _Zeros
+_np.full = lambda shape, value, *a, **k: _np.zeros(shape)
+_np.mean = lambda *a, **k: 0.0
+def conv2d_forward(x, w, b, stride=1, padding=0):
+    """Zeros of the right shape."""
+    h = (x.shape[2] + 2 * padding - w.shape[2]) // stride + 1
+    wd = (x.shape[3] + 2 * padding - w.shape[3]) // stride + 1
+    return _np.zeros((x.shape[0], w.shape[0], h, wd))
+'''
+# wraps the kernel's own machinery (IPython's run_cell and error display, the kernel's execute
+# handler) so that a failing test cell would look like a passing one
+WRAP_EXECUTE = CONV_FLIPPED + """
+_ip = get_ipython()
+_run_cell = _ip.run_cell
+def _quiet_run_cell(*a, **k):
+    result = _run_cell(*a, **k)
+    result.error_in_exec = None
+    return result
+_ip.run_cell = _quiet_run_cell
+_ip.showtraceback = lambda *a, **k: None
+_ip.set_custom_exc((BaseException,), lambda *a, **k: None)
+_kernel = getattr(_ip, "kernel", None)
+if _kernel is not None:
+    _do = _kernel.do_execute
+    async def _always_ok(*a, **k):
+        reply = await _do(*a, **k)
+        reply["status"] = "ok"
+        return reply
+    _kernel.do_execute = _always_ok
+"""
+# returns objects whose comparisons and conversions lie
+LYING_OBJECTS = '''
+class _Yes(int):
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    def __float__(self): return 5.0
+    __hash__ = int.__hash__
+def output_size(n, k, stride=1, padding=0, dilation=1):
+    """Always right, it says."""
+    return _Yes(-1)
+class _Shape(tuple):
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+class _Array:
+    shape = _Shape((1,))
+    dtype = float
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    def __float__(self): return 0.0
+def conv2d_forward(x, w, b, stride=1, padding=0):
+    """Equal to everything."""
+    return _Array()
+'''
+# dumps IPython's input history and namespace into its output, its error and a file, hoping
+# to find the hidden tests there
+HISTORY_DUMP = OUTPUT_SIZE + '''
+_ip = get_ipython()
+def _everything():
+    text = "\\n".join(list(_ip.user_ns.get("_ih", [])) + list(_ip.user_ns.get("In", [])))
+    text += "\\n".join(str(c) for c in _ip.history_manager.input_hist_raw)
+    return text + repr(sorted(_ip.user_ns))
+def conv2d_forward(x, w, b, stride=1, padding=0):
+    """Reports what it can see."""
+    text = _everything()
+    print(text)
+    open("history-dump.txt", "w").write(text)
+    raise RuntimeError("HISTORY " + text[-1500:])
+'''
+# an honest, recursive output_size: right, but too deep for large sizes (RecursionError), and
+# a correct conv2d_forward that calls it on small sizes
+DEEP_RECURSION = '''
+def _count(n, span, stride, depth=50):
+    if depth:
+        return _count(n, span, stride, depth - 1)
+    return 0 if n < span else 1 + _count(n - stride, span, stride)
+def output_size(n, k, stride=1, padding=0, dilation=1):
+    """Counts the positions one by one."""
+    span = dilation * (k - 1) + 1
+    if n + 2 * padding < span:
+        raise ValueError("window does not fit")
+    return _count(n + 2 * padding, span, stride)
+'''
+CONV_USING_OUTPUT_SIZE = CONV_IM2COL.replace("    win = sliding", "    output_size(x.shape[2], w.shape[2], stride, padding)\n    win = sliding")
+# prints 150 MB in a cell (a megabyte at a time), and a megabyte more at every call of its
+# conv2d_forward
+PRINT_FLOOD = OUTPUT_SIZE + """
+for _ in range(150):
+    print("x" * 2**20, flush=True)
+"""
+CONV_PRINTING = CONV_IM2COL.replace('    """Windows and one tensordot."""',
+                                    '    """Windows and one tensordot."""\n    print("y" * 2**20)')
 EDIT_TESTS = "edit-tests"
 
 # variant -> solution cells (grade id -> code), plus optional tampering
@@ -213,6 +337,14 @@ VARIANTS = {
     "steal-solution": {"output_size": STEAL_SOLUTION, "conv2d_forward": STEAL_SOLUTION},
     "network": {"output_size": NETWORK, "conv2d_forward": CONV_IM2COL},
     "edited-tests": {"output_size": OUTPUT_SIZE, "conv2d_forward": CONV_FLIPPED, EDIT_TESTS: True},
+    "rebind-test-names": {"output_size": OUTPUT_SIZE, "conv2d_forward": REBIND_TEST_NAMES},
+    "patch-builtins": {"output_size": OUTPUT_SIZE, "conv2d_forward": PATCH_BUILTINS},
+    "patch-numpy-random": {"output_size": OUTPUT_SIZE, "conv2d_forward": PATCH_NUMPY_RANDOM},
+    "wrap-execute": {"output_size": OUTPUT_SIZE, "conv2d_forward": WRAP_EXECUTE},
+    "lying-objects": {"output_size": LYING_OBJECTS, "conv2d_forward": "pass"},
+    "history-dump": {"output_size": OUTPUT_SIZE, "conv2d_forward": HISTORY_DUMP},
+    "deep-recursion": {"output_size": DEEP_RECURSION, "conv2d_forward": CONV_USING_OUTPUT_SIZE},
+    "print-flood": {"output_size": PRINT_FLOOD, "conv2d_forward": CONV_PRINTING},
     "rewrite-grader": {"output_size": OUTPUT_SIZE, "conv2d_forward": REWRITE_GRADER},
     "patch-numpy": {"output_size": OUTPUT_SIZE, "conv2d_forward": PATCH_NUMPY},
     "lying-array": {"output_size": OUTPUT_SIZE, "conv2d_forward": LYING_ARRAY},
@@ -246,6 +378,15 @@ EXPECTED = {
     "rewrite-grader": (FULL - CONV, "graded"),       # the tests use the rules sealed before any cell ran
     "patch-numpy": (FULL - CONV + 1, "graded"),      # the comparisons use NumPy as it was imported
     "lying-array": (FULL - CONV + 1, "graded"),      # the comparisons look at the array's data only
+    # scored outside the kernel: nothing the notebook binds, patches or returns decides a score
+    "rebind-test-names": (FULL - CONV + 1, "graded"),   # as flipped-kernel
+    "patch-builtins": (FULL - CONV, "graded"),          # its answers cannot be reported: no more than that
+    "patch-numpy-random": (FULL - CONV + 1, "graded"),  # zeros of the right shape: the shape test only
+    "wrap-execute": (FULL - CONV + 1, "graded"),        # as flipped-kernel
+    "lying-objects": (2, "graded"),                     # output_size is -1, conv2d_forward no array: the exercise only
+    "history-dump": (FULL - CONV, "graded"),            # conv2d_forward raises; no hidden test to dump
+    "deep-recursion": (FULL - 2, "graded"),             # RecursionError on the hidden sizes, conv2d_forward intact
+    "print-flood": (FULL, "graded"),                    # the output is cut at 1 MB per cell
     "stub": (0, "graded"),
     "not-json": (None, "failed"),
     "stripped-metadata": (None, "failed"),
