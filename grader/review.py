@@ -1,12 +1,10 @@
 """Point the instructor at submitted code that reaches into the grading machinery.
 
-The tripwire and the sealed test helpers stop a notebook from calling the engine
-unnoticed, but a notebook cell runs in the same interpreter as the tests, and some
-tampering cannot be stopped from inside it (``grader/AUTHORING.md``, "The security
-model"): rewriting IPython's input transformers, ``ctypes``, reaching sealed state
-through ``gc`` or closures.  None of that has a place in a CNN assignment, so it can
-at least be seen: the code cells a student wrote are read (not run) with ``ast``, and
-what looks like tampering becomes a "review by hand" note in the export's message.
+Scores cannot be forged from the kernel (grader/scoring.py), but a notebook can still switch
+off the tripwire inside its own kernel, or try things that have no place in a CNN assignment
+(IPython's input transformers, ``ctypes``, ``gc``, closures, comparison overrides).  So that a
+person sees them, the code cells a student wrote are read (not run) with ``ast``, and what
+matches the rules of grader/rules.py becomes a "review by hand" note in the export's message.
 The score is left alone; the note asks a person to read the notebook.
 """
 from __future__ import annotations
@@ -14,26 +12,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-# Modules a CNN assignment has no use for, other than reaching into the grader.
-_MODULES = {"grader", "ctypes", "gc", "builtins", "importlib", "inspect", "IPython"}
-# Attributes that lead into interpreter internals, the profiler or IPython's cell machinery.
-_ATTRIBUTES = {"__closure__", "__globals__", "__code__", "__builtins__", "__dict__", "f_back",
-               "f_globals", "f_locals", "tb_frame", "setprofile", "settrace", "getprofile",
-               "gettrace", "get_referents", "get_referrers", "get_objects", "modules",
-               "input_transformers_post", "input_transformers_cleanup", "run_cell", "events",
-               "__array_ufunc__", "__array_function__", "user_ns", "history_manager", "kernel",
-               "do_execute", "showtraceback", "set_custom_exc", "execution_count"}
-_CALLS = {"exec", "eval", "compile", "__import__"}
-_MAGIC_CALLS = {"run_line_magic", "run_cell_magic", "system", "getoutput"}
-# Methods that decide how an object compares or converts: a returned object that defines them
-# could claim to equal anything (the grader reads plain data only, but a person should look).
-_DUNDERS = {"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__float__",
-            "__int__", "__index__", "__array__", "__array_ufunc__", "__array_function__", "__len__"}
-# Names the test cells use: a notebook has no reason to bind them to something else (builtins a
-# test relies on included; not ones a student may well use as a variable, such as sum or max).
-_TEST_NAMES = {"checks", "np", "numpy", "nn", "cnnlib", "isinstance", "issubclass", "type",
-               "callable", "getattr", "hasattr", "AssertionError", "Exception", "BaseException",
-               "float", "int", "bool", "str", "repr", "abs", "print"}
+from .rules import ATTRIBUTES, CALLS, DUNDERS, MAGIC_CALLS, MODULES, TEST_NAMES
+
 MAX_FINDINGS = 5
 
 
@@ -71,27 +51,27 @@ def findings(source: str | ast.Module | None, modules: set[str] = frozenset()) -
 
     # IPython writes a magic (%timeit) as get_ipython().run_line_magic(...): not the student's doing
     magics = {id(node.value.func) for node in ast.walk(tree)
-              if isinstance(node, ast.Attribute) and node.attr in _MAGIC_CALLS
+              if isinstance(node, ast.Attribute) and node.attr in MAGIC_CALLS
               and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)}
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             for name in names:
-                if name.split(".")[0] in _MODULES:
+                if name.split(".")[0] in MODULES:
                     say(f"imports {name}")
-        elif isinstance(node, ast.Attribute) and node.attr in _ATTRIBUTES:
+        elif isinstance(node, ast.Attribute) and node.attr in ATTRIBUTES:
             say(f"uses .{node.attr}")
-        elif isinstance(node, ast.FunctionDef) and (node.name in _ATTRIBUTES or node.name in _DUNDERS):
+        elif isinstance(node, ast.FunctionDef) and (node.name in ATTRIBUTES or node.name in DUNDERS):
             say(f"defines {node.name}")
         elif isinstance(node, ast.Name) and node.id == "get_ipython" and id(node) not in magics:
             say("uses get_ipython")
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CALLS:
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in CALLS:
             say(f"calls {node.func.id}()")
         # Assigning to an attribute of an imported module (np.allclose = ...) changes it for the tests.
         targets = node.targets if isinstance(node, ast.Assign) else (
             [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])
         for target in targets:
-            if isinstance(target, ast.Name) and target.id in _TEST_NAMES:
+            if isinstance(target, ast.Name) and target.id in TEST_NAMES:
                 say(f"rebinds {target.id}")
             while isinstance(target, (ast.Subscript, ast.Attribute)) and isinstance(target.value, (ast.Subscript, ast.Attribute)):
                 target = target.value

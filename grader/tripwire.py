@@ -12,7 +12,7 @@ last one is recognised by a fingerprint of the compiled code, whatever file
 name it was compiled under).
 
 Which functions are graded, and what each of them may not run, is declared in
-``GRADED`` below; see ``grader/AUTHORING.md``.  :func:`watch` is sealed when this
+``grader/rules.py`` (the anti-cheat rules, in one place); see ``grader/AUTHORING.md``.  :func:`watch` is sealed when this
 module is imported (before a grading kernel runs any cell): it holds its own frozen
 copy of the rules and of everything it calls, so that a notebook rewriting this
 module, ``builtins`` or the standard library does not change what it checks.
@@ -27,72 +27,12 @@ import os
 import re
 import sys
 import types
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from .rules import DEFAULT_RULE, ESCAPES, GRADED, Rule  # noqa: F401 (Rule: for the tests' patches)
 
 HERE = Path(__file__).resolve().parent
 CNNLIB_DIR = HERE.parent / "cnnlib"
-
-
-@dataclass(frozen=True)
-class Rule:
-    """Patterns (fnmatch, on ``module.qualname``) a graded function may not run."""
-
-    forbid: tuple[str, ...] = ("cnnlib.*",)
-    allow: tuple[str, ...] = ()
-    reason: str = field(default="")
-
-
-# Convolution routines of other libraries: using them is not implementing a convolution.
-_OTHER_CONV = ("torch.*conv*", "torch.*unfold*", "scipy.signal.*", "scipy.ndimage.*")
-
-# Code nested inside the engine's functions (comprehensions, lambdas) that a student's one-liner
-# may well reproduce exactly: never a reason to fail a test.
-_NESTED = ("cnnlib.*<locals>*",)
-
-# graded function name (as the student writes it) -> what it may not run.  One entry per graded
-# function of every assignment (grader/AUTHORING.md); the notebooks do not register anything.
-# The table is read once, when this module is imported (before any cell of a notebook runs):
-# changing it later, from a notebook or anywhere else, does not change what the tests apply.
-GRADED: dict[str, Rule] = {
-    # a1-convolution
-    "output_size": Rule(forbid=("cnnlib.*",)),
-    "conv2d_forward": Rule(forbid=("cnnlib.*",) + _OTHER_CONV),
-    # a2-conv-backprop
-    "numerical_gradient": Rule(forbid=("cnnlib.*",), allow=_NESTED),
-    "conv2d_backward": Rule(forbid=("cnnlib.*", "torch.*", "scipy.signal.*", "scipy.ndimage.*"),
-                            allow=_NESTED),
-    # a3-pooling
-    **{name: Rule(forbid=("cnnlib.*", "torch.*", "scipy.ndimage.*", "skimage.*"), allow=_NESTED)
-       for name in ("max_pool2d_forward", "max_pool2d_backward",
-                    "avg_pool2d_forward", "avg_pool2d_backward")},
-    # a4-transposed-conv
-    "transposed_output_size": Rule(forbid=("cnnlib.*",)),
-    "upsample_by_zero_insertion": Rule(forbid=("cnnlib.*",) + _OTHER_CONV, allow=_NESTED),
-    "conv_transpose2d_by_zero_insertion": Rule(forbid=("cnnlib.*",) + _OTHER_CONV, allow=_NESTED),
-    # a5-train-a-cnn: meant to use cnnlib's layers, optimisers and training loop
-    "build_model": Rule(forbid=()),
-    "train_model": Rule(forbid=()),
-    # a6-saturation: models built from cnnlib.nn may run, cnnlib.analysis may not
-    "dead_relu_fraction": Rule(forbid=("cnnlib.analysis.*",), allow=_NESTED),
-    "saturated_layers": Rule(forbid=("cnnlib.analysis.*",), allow=_NESTED),
-    "weight_spectrum": Rule(forbid=("cnnlib.*",), allow=_NESTED),
-    "condition_number": Rule(forbid=("cnnlib.*",), allow=_NESTED),
-}
-
-DEFAULT_RULE = Rule(forbid=("cnnlib.*",))
-
-# C functions that a graded function has no business calling: they would move
-# the work where the profiler cannot see it, switch the profiler off, or reach
-# the tripwire's own state while it watches.
-_ESCAPES = frozenset({
-    "sys.setprofile", "sys.settrace", "sys.getprofile", "sys.gettrace",
-    "threading.setprofile", "threading.settrace",
-    "_thread.start_new_thread", "_thread.start_joinable_thread",
-    "posix.fork", "posix.forkpty", "posix.system", "posix.posix_spawn", "posix.posix_spawnp",
-    "posix.execv", "posix.execve", "_posixsubprocess.fork_exec", "os.fork", "os.system",
-    "gc.get_referrers", "gc.get_referents", "gc.get_objects",
-})
 
 
 def _cnnlib_module(filename: str) -> str | None:
@@ -391,4 +331,4 @@ def _seal(graded: dict[str, Rule], default: Rule, escapes: frozenset[str]):
 
 # Sealed when this module is imported: in a grading kernel that is before the notebook's
 # first cell (grader.kernel imports grader.checks first).  Tests call it through checks.run.
-watch = _seal(GRADED, DEFAULT_RULE, _ESCAPES)
+watch = _seal(GRADED, DEFAULT_RULE, ESCAPES)
