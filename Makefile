@@ -33,7 +33,8 @@ book: setup
 # cores, so each process gets one BLAS thread: threads spinning on tiny GEMMs in several
 # processes at once made training cells ten times slower. The grader's tests enforce real
 # wall-clock limits on student code, so they run second, with the machine to themselves.
-GRADER_TESTS := tests/test_grader.py tests/test_grader_integrity.py tests/test_grader_assignments.py
+GRADER_TESTS := tests/test_grader.py tests/test_grader_integrity.py tests/test_grader_assignments.py \
+                tests/test_grader_isolation.py tests/test_grader_workflow.py
 test: setup
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax $(addprefix --ignore=,$(GRADER_TESTS))
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile $(GRADER_TESTS)
