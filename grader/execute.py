@@ -23,6 +23,8 @@ import asyncio
 import base64
 import math
 import os
+
+import zmq
 from pathlib import Path
 from queue import Empty
 from time import monotonic
@@ -146,6 +148,8 @@ class SandboxedExecute(Execute):
                           ).tag(config=True)
     max_output_bytes = Integer(2**20, help="output kept per cell; the rest is dropped with a note"
                                ).tag(config=True)
+    max_message_bytes = Integer(64 * 2**20, help="largest message read from the kernel"
+                                ).tag(config=True)
 
     kernel_manager_class = Type(SandboxKernelManager, config=True)
 
@@ -344,6 +348,9 @@ class SandboxedExecute(Execute):
         per kernel.  The kernel is ready when it answers kernel_info on the shell
         channel and a message has come through IOPub (so our subscription is live)."""
         self.kc = self.km.client()
+        # A message larger than this (a 150 MB print) is dropped by ZeroMQ before it is read
+        # into memory: the grading process never holds it.
+        self.kc.context.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
         await ensure_async(self.kc.start_channels())
         try:
             self._kernel_info = await self._wait_ready(self.startup_timeout)

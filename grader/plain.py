@@ -17,7 +17,7 @@ import zipfile
 
 import numpy as np
 
-MAX_BYTES = 256 * 2**20   # an answer larger than this (uncompressed) is refused
+MAX_BYTES = 48 * 2**20    # an answer larger than this (uncompressed) is refused (base64: 64 MB)
 MAX_NODES = 200_000
 _NUMBERS = "biufc"         # numpy dtype kinds that may come back: bool, ints, floats, complex
 
