@@ -257,7 +257,9 @@ def test_regrading_replaces_the_previous_result(graded):
 
 def test_the_sandbox_is_what_keeps_secrets(graded, tmp_path):
     """Control: without the sandbox the same planted submissions do read the secrets."""
-    course, subs = graded["course"], graded["submissions"]
+    subs, course = graded["submissions"], tmp_path / "course"  # a course of its own: the
+    shutil.copytree(graded["course"] / "source", course / "source")  # class's results stay
+    grader("release", "a1-convolution", course=course)
     control = tmp_path / "control"
     for name in ("read-secrets", "steal-solution"):
         shutil.copytree(subs / name, control / name)
