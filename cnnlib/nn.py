@@ -118,7 +118,19 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.extra_repr()})"
+        return _module_repr(self, self._named_children())
+
+
+def _module_repr(module: Module, children) -> str:
+    """PyTorch's layout: ``Name(extra)`` for a leaf; otherwise the extra line and one
+    ``(name): child`` line per child, each indented two spaces, a nested child's lines further."""
+    extra = module.extra_repr()
+    extra_lines = extra.split("\n") if extra else []
+    child_lines = [f"({name}): " + repr(child).replace("\n", "\n  ") for name, child in children]
+    lines = extra_lines + child_lines
+    if not child_lines and len(extra_lines) <= 1:
+        return f"{type(module).__name__}({extra})"
+    return f"{type(module).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
 
 def _uniform(shape, bound: float, dtype, rng) -> np.ndarray:
@@ -438,8 +450,7 @@ class Sequential(Module):
         return iter(self.layers)
 
     def __repr__(self):
-        lines = "\n".join(f"  ({i}): {layer!r}".replace("\n", "\n  ") for i, layer in enumerate(self.layers))
-        return f"Sequential(\n{lines}\n)"
+        return _module_repr(self, ((str(i), layer) for i, layer in enumerate(self.layers)))
 
 
 class Residual(Module):
@@ -447,7 +458,8 @@ class Residual(Module):
 
     The shortcut is the identity unless given (e.g. a 1x1 convolution when shapes change). The
     gradient reaches x along both paths and the two add up: the identity path carries ``dy``
-    through unchanged, which is why very deep residual networks still train.
+    through unchanged, which is why very deep residual networks still train. As in PyTorch, the
+    repr lists ``(body)`` and, only when there is one, ``(shortcut)``.
     """
 
     def __init__(self, body: Module, shortcut: Module | None = None):
@@ -464,6 +476,3 @@ class Residual(Module):
     def backward(self, dy):
         dx = self.body.backward(dy)
         return dx + (dy if self.shortcut is None else self.shortcut.backward(dy))
-
-    def __repr__(self):
-        return f"Residual(\n  body={self.body!r},\n  shortcut={self.shortcut!r}\n)".replace("\n", "\n")

@@ -193,3 +193,31 @@ def test_conv_repr_shows_non_default_arguments():
         "Conv2d(2, 4, kernel_size=(3, 3), stride=2, groups=2, bias=False)"
     assert repr(nn.ConvTranspose2d(2, 4, 4, stride=2, padding=1, output_padding=1)) == \
         "ConvTranspose2d(2, 4, kernel_size=(4, 4), stride=2, padding=1, output_padding=1)"
+
+
+def test_nested_repr_indents_like_pytorch():
+    block = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1),
+                          nn.Residual(block),
+                          nn.Residual(nn.Conv2d(4, 8, 1), shortcut=nn.Conv2d(4, 8, 1, bias=False)),
+                          nn.Flatten())
+    assert repr(model) == """\
+Sequential(
+  (0): Conv2d(1, 4, kernel_size=(3, 3), padding=1)
+  (1): Residual(
+    (body): Sequential(
+      (0): Conv2d(4, 4, kernel_size=(3, 3), padding=1)
+      (1): ReLU()
+    )
+  )
+  (2): Residual(
+    (body): Conv2d(4, 8, kernel_size=(1, 1))
+    (shortcut): Conv2d(4, 8, kernel_size=(1, 1), bias=False)
+  )
+  (3): Flatten()
+)"""
+    # The same layout as PyTorch's for the same nesting (leaf lines aside, which name their defaults).
+    twin = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Sequential(torch.nn.Sequential(torch.nn.ReLU())))
+    mine = nn.Sequential(nn.ReLU(), nn.Sequential(nn.Sequential(nn.ReLU())))
+    assert repr(mine) == repr(twin)
+    assert repr(nn.Sequential()) == repr(torch.nn.Sequential()) == "Sequential()"
