@@ -25,7 +25,6 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 from numpy.typing import ArrayLike
-from scipy import ndimage
 
 from ._params import as_tuple, conv_padding
 from .functional import conv2d
@@ -437,16 +436,36 @@ def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, classes: Sequence[str
     return ax.figure
 
 
+def _source_coordinates(n_in: int, n_out: int) -> np.ndarray:
+    """Where each output pixel's centre falls on the input grid, pixels taken as little squares:
+    a 4-pixel map stretched over 32 pixels covers them edge to edge (PyTorch's
+    ``align_corners=False``), instead of pinning its centres to the first and last pixels.
+    Coordinates beyond the outer centres are clamped to them (the edge values extend)."""
+    return np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
+
+
 def _resize(heat: np.ndarray, shape: tuple[int, int], method: str) -> np.ndarray:
+    """Resize a 2-D map to ``shape`` by nearest or bilinear interpolation, in NumPy.
+
+    Bilinear interpolation is separable: interpolate along the rows, then along the columns.
+    """
+    if method not in ("nearest", "bilinear"):
+        raise ValueError(f"upsample must be 'nearest' or 'bilinear', got {method!r}")
     if heat.shape == shape:
         return heat
-    order = {"nearest": 0, "bilinear": 1}.get(method)
-    if order is None:
-        raise ValueError(f"upsample must be 'nearest' or 'bilinear', got {method!r}")
-    factors = (shape[0] / heat.shape[0], shape[1] / heat.shape[1])
-    # grid_mode treats pixels as little squares, so a 4x4 map covers a 32x32 image edge to edge
-    # (PyTorch's align_corners=False) instead of pinning its centres to the image corners.
-    return ndimage.zoom(heat.astype(np.float64), factors, order=order, grid_mode=True, mode="nearest")
+    out = heat.astype(np.float64)
+    for axis, n_out in enumerate(shape):
+        n_in = out.shape[axis]
+        c = _source_coordinates(n_in, n_out)
+        if method == "nearest":
+            # Round half up, as scipy.ndimage.zoom(order=0, grid_mode=True) does.
+            out = np.take(out, np.minimum(np.floor(c + 0.5).astype(np.intp), n_in - 1), axis=axis)
+            continue
+        lo = np.floor(c).astype(np.intp)
+        hi = np.minimum(lo + 1, n_in - 1)
+        w = (c - lo).reshape([-1 if a == axis else 1 for a in range(2)])
+        out = (1 - w) * np.take(out, lo, axis=axis) + w * np.take(out, hi, axis=axis)
+    return out
 
 
 def overlay(image: ArrayLike, heat: ArrayLike, ax: Axes | None = None, alpha: float = 0.5,

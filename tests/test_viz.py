@@ -136,6 +136,64 @@ def test_overlay_upsamples_the_heat_map_to_the_image():
         viz.overlay(image, heat, upsample="cubic")
 
 
+# cnnlib.viz runs without SciPy (not a runtime dependency): a blocker on sys.meta_path makes every
+# scipy import fail, then overlay upsamples with both methods and saves what it drew.
+NO_SCIPY = """
+import sys
+class NoScipy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "scipy" or name.startswith("scipy."):
+            raise ImportError(f"{name} is blocked for this test")
+sys.meta_path.insert(0, NoScipy())
+import matplotlib
+matplotlib.use("Agg")
+import numpy as np
+from cnnlib import viz
+heat = np.arange(12.0).reshape(3, 4) ** 1.5
+out = {}
+for method in ("bilinear", "nearest"):
+    fig = viz.overlay(np.zeros((3, 17, 10)), heat, upsample=method)
+    out[method] = fig.axes[0].images[1].get_array().data
+assert not any(m == "scipy" or m.startswith("scipy.") for m in sys.modules), "scipy was imported"
+np.savez(sys.argv[1], heat=heat, **out)
+"""
+
+
+def test_viz_works_without_scipy(tmp_path):
+    import subprocess
+    import sys
+
+    from scipy import ndimage
+
+    result = tmp_path / "drawn.npz"
+    run = subprocess.run([sys.executable, "-c", NO_SCIPY, str(result)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    drawn = np.load(result)
+    heat = drawn["heat"]
+    for method, order in (("bilinear", 1), ("nearest", 0)):
+        expected = ndimage.zoom(heat, (17 / 3, 10 / 4), order=order, grid_mode=True, mode="nearest")
+        np.testing.assert_allclose(drawn[method], expected, atol=1e-12, err_msg=method)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 2), (4, 4), (5, 3), (7, 12), (16, 16), (32, 9)])
+def test_resize_matches_scipy_zoom_and_torch_bilinear(shape):
+    import torch
+    from scipy import ndimage
+
+    for heat in (rng.random((4, 4)), rng.random((1, 3)), rng.random((6, 5))):
+        if heat.shape == shape:
+            continue
+        factors = (shape[0] / heat.shape[0], shape[1] / heat.shape[1])
+        for method, order in (("bilinear", 1), ("nearest", 0)):
+            np.testing.assert_allclose(viz._resize(heat, shape, method),
+                                       ndimage.zoom(heat, factors, order=order, grid_mode=True, mode="nearest"),
+                                       atol=1e-12, err_msg=f"{method} {heat.shape} -> {shape}")
+        # Bilinear is PyTorch's interpolate(mode='bilinear', align_corners=False).
+        torch_up = torch.nn.functional.interpolate(torch.tensor(heat)[None, None], size=shape, mode="bilinear",
+                                                   align_corners=False)[0, 0].numpy()
+        np.testing.assert_allclose(viz._resize(heat, shape, "bilinear"), torch_up, atol=1e-12)
+
+
 def test_sliding_window_animation_frames_and_html():
     image = np.arange(16.0).reshape(4, 4)
     kernel = np.array([[1.0, 0.0], [0.0, -1.0]])
