@@ -1,4 +1,6 @@
 """Layers, optimisers and training: against PyTorch, numerical gradients and a real task."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -221,3 +223,42 @@ Sequential(
     mine = nn.Sequential(nn.ReLU(), nn.Sequential(nn.Sequential(nn.ReLU())))
     assert repr(mine) == repr(twin)
     assert repr(nn.Sequential()) == repr(torch.nn.Sequential()) == "Sequential()"
+
+
+# The engine's design document and its dev dependencies have no test file of their own; they are
+# checked here, next to the layers.
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_design_document_exists_where_functional_points_and_names_every_module():
+    import re
+
+    import cnnlib.functional
+
+    pointer = re.search(r"see (\S+DESIGN\.md)", cnnlib.functional.__doc__).group(1)
+    design = (ROOT / pointer).read_text()
+    assert "## The functional contract" in design
+    # The first cell of each row of the module table: `nn.py`, `functional/`, ...
+    named = {m for cell in re.findall(r"^\| (.+?) \|", design, flags=re.M) for m in re.findall(r"`(\w+)(?:\.py|/)`", cell)}
+    modules = {p.stem for p in (ROOT / "cnnlib").glob("*.py") if p.stem != "__init__"} | {"functional"}
+    assert modules <= named, f"modules missing from cnnlib/DESIGN.md: {sorted(modules - named)}"
+    # Every backward the contract names by example exists (``op_backward`` is the generic form).
+    for name in set(re.findall(r"`(\w+_backward)\(", design)) - {"op_backward"}:
+        assert hasattr(cnnlib.functional, name), name
+
+
+def test_every_declared_dev_library_is_imported_somewhere():
+    import re
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    declared = {re.match(r"[\w-]+", d).group(0).lower() for d in dev}
+    # Libraries that code imports (tools and plugins such as pytest-xdist or jupyter-book are not).
+    libraries = {"hypothesis": "hypothesis", "scipy": "scipy", "torch": "torch", "cloudpickle": "cloudpickle",
+                 "nbformat": "nbformat", "nbclient": "nbclient", "nbgrader": "nbgrader"}
+    sources = [p.read_text(errors="replace") for folder in ("cnnlib", "grader", "tests")
+               for p in (ROOT / folder).rglob("*.py")]
+    for dist, module in libraries.items():
+        if dist in declared:
+            pattern = re.compile(rf"^\s*(import|from) {module}\b", re.M)
+            assert any(pattern.search(s) for s in sources), f"{dist} is a dev dependency but nothing imports it"

@@ -1,5 +1,6 @@
-"""Pure functions: forward ops and their ``*_backward`` twins (see DESIGN.md, "The functional
-contract"). Every backward takes the upstream gradient and the forward's inputs and arguments."""
+"""Pure functions: forward ops and their ``*_backward`` twins (see cnnlib/DESIGN.md, "The
+functional contract"). Every backward takes the upstream gradient and the forward's inputs and
+arguments."""
 from .activation import (leaky_relu, leaky_relu_backward, relu, relu_backward, sigmoid,
                          sigmoid_backward, tanh, tanh_backward)
 from .conv import (conv1d, conv1d_backward, conv2d, conv2d_backward, conv3d, conv3d_backward,
