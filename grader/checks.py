@@ -28,7 +28,7 @@ from . import tripwire
 
 __all__ = [
     "GradingError", "IntegrityError", "run", "reference", "describe",
-    "check_value", "check_shape", "check_array", "compare", "expect",
+    "check_value", "check_shape", "check_array", "compare", "compare_many", "expect",
 ]
 
 
@@ -200,6 +200,37 @@ def compare(name: str, fn: Callable, reference_fn: Callable, args: Sequence | Ma
         check_array(name, fn, args, want, kwargs, rtol, atol, hints)
     else:
         check_value(name, fn, args, want, kwargs)
+
+
+def compare_many(name: str, fn: Callable, reference_fn: Callable, cases: Iterable,
+                 rtol: float = 1e-6, atol: float = 1e-8) -> None:
+    """:func:`compare` on each ``(args, kwargs)`` of ``cases``.  When grading, the student's
+    function is called for all of them in one request to the notebook's kernel."""
+    from . import scoring
+
+    cases = [(args, dict(kwargs or {})) for args, kwargs in cases]
+    if not isinstance(fn, scoring.Remote):
+        for args, kwargs in cases:
+            compare(name, fn, reference_fn, args, kwargs, rtol, atol)
+        return
+    sent = [(_positional(args), kwargs) for args, kwargs in cases]
+    for (args, kwargs), outcome in zip(cases, fn.graded_calls(name, sent)):
+        compare(name, _Answered(outcome), reference_fn, args, kwargs, rtol, atol)
+
+
+class _Answered:
+    """A call's outcome already obtained from the kernel, replayed for the usual checks."""
+
+    def __init__(self, outcome):
+        self.outcome = outcome
+
+    def __call__(self, *args, **kwargs):
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        result, problem = self.outcome
+        if problem:
+            raise IntegrityError(problem)
+        return result
 
 
 # ---------------------------------------------------------------- the reference

@@ -60,6 +60,17 @@ def _call(request: dict, ns: dict) -> dict:
             "kwargs": {k: _after(v) for k, v in kwargs.items()}}
 
 
+def _calls(request: dict, ns: dict) -> list:
+    """Several calls of one function, in order, up to the first that raises or trips."""
+    outcomes = []
+    for args, kwargs in request["calls"]:
+        outcome = _call(dict(request, args=args, kwargs=kwargs), ns)
+        outcomes.append(outcome)
+        if "returned" not in outcome:
+            break
+    return outcomes
+
+
 def _names(request: dict, ns: dict) -> dict:
     out = {}
     for name in request["names"]:
@@ -81,5 +92,6 @@ def answer(request: str) -> None:
 
     req = pickle.loads(base64.b64decode(request))
     ns = _namespace()
-    outcome = _call(req, ns) if req["kind"] == "call" else _names(req, ns)
+    serve = {"call": _call, "calls": _calls, "names": _names}[req["kind"]]
+    outcome = serve(req, ns)
     publish_display_data({MIME: base64.b64encode(plain.encode(outcome)).decode()})
