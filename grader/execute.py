@@ -233,7 +233,7 @@ class SandboxedExecute(Execute):
             elif kind == "status" and content.get("execution_state") == "idle":
                 idle = True
         if answer is None:
-            raise checks_error(f"the notebook's kernel did not answer the grader's call"
+            raise checks_error("the notebook's kernel did not answer the grader's call"
                                + (f" ({failure})" if failure else ""))
         try:
             return base64.b64decode(answer, validate=True)

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,21 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "grader" / "source" / "a1-convolution" / "a1-convolution.ipynb"
 sys.path.insert(0, str(REPO / "tests"))
 from planted import a1_convolution as planted  # noqa: E402
-
-LIMITS = ["--cell-timeout", "4", "--notebook-budget", "30", "--memory-mb", "1024"]
-
-
-def grader(*args, course: Path, check: bool = True, timeout: int = 400):
-    env = dict(os.environ, GRADER_COURSE_DIR=str(course), PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-m", "grader", *map(str, args)], env=env, cwd=course,
-                          capture_output=True, text=True, timeout=timeout)
-    if check:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
-
-
-def rows(text: str) -> dict[str, dict]:
-    return {r["student_id"]: r for r in csv.DictReader(io.StringIO(text))}
+from planted._cli import LIMITS, grader, rows  # noqa: E402
 
 
 # ---------------------------------------------------------------- nbgrader's validator

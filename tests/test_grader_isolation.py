@@ -16,11 +16,8 @@ autograded folder, the files around the course.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
-import re
 import shutil
 import stat
 import subprocess
@@ -35,24 +32,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from planted import a1_convolution as planted  # noqa: E402
+from planted._cli import LIMITS, grader, rows  # noqa: E402
 from planted import attacks  # noqa: E402
 
 ASSIGNMENT = "a1-convolution"
-LIMITS = ["--cell-timeout", "4", "--notebook-budget", "30", "--memory-mb", "1024"]
 FULL = planted.FULL
-
-
-def grader(*args, course: Path, check: bool = True, timeout: int = 400):
-    env = dict(os.environ, GRADER_COURSE_DIR=str(course), PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-m", "grader", *map(str, args)], env=env, cwd=course,
-                          capture_output=True, text=True, timeout=timeout)
-    if check:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
-
-
-def rows(text: str) -> dict[str, dict]:
-    return {r["student_id"]: r for r in csv.DictReader(io.StringIO(text))}
 
 
 @pytest.fixture(scope="module")
