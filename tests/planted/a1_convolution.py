@@ -209,8 +209,8 @@ isinstance = lambda *a: True
 AssertionError = type("AssertionError", (Exception,), {})
 np = _AgreeingNumpy()
 """
-# patches the builtins module itself: that breaks the kernel's own reports, so it can only
-# lose points, never win them
+# patches the builtins module itself: NumPy breaks under it, and so does its own
+# conv2d_forward; it cannot win points that way
 PATCH_BUILTINS = CONV_FLIPPED + """
 import builtins as _b
 _b.isinstance = lambda *a: True
@@ -380,7 +380,7 @@ EXPECTED = {
     "lying-array": (FULL - CONV + 1, "graded"),      # the comparisons look at the array's data only
     # scored outside the kernel: nothing the notebook binds, patches or returns decides a score
     "rebind-test-names": (FULL - CONV + 1, "graded"),   # as flipped-kernel
-    "patch-builtins": (FULL - CONV, "graded"),          # its answers cannot be reported: no more than that
+    "patch-builtins": (FULL - CONV, "graded"),          # its own conv2d_forward fails under its builtins (np.pad)
     "patch-numpy-random": (FULL - CONV + 1, "graded"),  # zeros of the right shape: the shape test only
     "wrap-execute": (FULL - CONV + 1, "graded"),        # as flipped-kernel
     "lying-objects": (2, "graded"),                     # output_size is -1, conv2d_forward no array: the exercise only
