@@ -20,15 +20,13 @@ Every cell stopped this way gets an error output whose name says why
 from __future__ import annotations
 
 import asyncio
-import base64
 import math
 import os
-
-import zmq
 from pathlib import Path
 from queue import Empty
 from time import monotonic
 
+import zmq
 from jupyter_core.utils import ensure_async, run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -36,7 +34,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Float, Integer, Type, default
 
-from . import scoring
+from . import procs, scoring
 from .sandbox import SandboxKernelManager
 
 STOPPED = ("CellTimeoutError", "KernelDied", "KernelKilled", "NotRun")
@@ -47,88 +45,6 @@ def _error(ename: str, evalue: str) -> NotebookNode:
                         traceback=[f"{ename}: {evalue}"])
 
 
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except (OSError, IndexError):
-        return "?"
-
-
-def _children(pid: int) -> list[int] | None:
-    """Children of ``pid`` from /proc/PID/task/*/children (None: not supported here)."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return []
-    found = []
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as fh:
-                found.extend(int(c) for c in fh.read().split())
-        except FileNotFoundError:
-            return None
-        except OSError:
-            continue
-    return found
-
-
-def _descendants(pid: int) -> list[int]:
-    """Live (not zombie) descendants of ``pid``."""
-    found, todo = [], [pid]
-    while todo:
-        children = _children(todo.pop())
-        if children is None:
-            return _descendants_by_scan(pid)
-        for child in children:
-            todo.append(child)
-            if _state(child) not in ("Z", "X", "?"):
-                found.append(child)
-    return found
-
-
-def _descendants_by_scan(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[-1].split()
-        if fields and fields[0] != "Z":
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def checks_error(message: str) -> Exception:
-    from .checks import GradingError
-    return GradingError(message)
-
-
-def _source_cells(resources) -> dict[str, str]:
-    """grade id -> code of the assignment's source notebook, for the notebook being graded."""
-    import nbformat
-
-    from . import course
-
-    info = (resources or {}).get("nbgrader") or {}
-    path = course.COURSE / "source" / str(info.get("assignment")) / f"{info.get('notebook')}.ipynb"
-    if not path.is_file():
-        raise RuntimeError(f"the source notebook {path} is missing: the tests cannot be run")
-    cells = {}
-    for cell in nbformat.read(path, as_version=4).cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid and cell.cell_type == "code":
-            cells[gid] = cell.source
-    return cells
-
-
 # Where kernels come from.  None: each notebook starts its own.  A worker of
 # ``python -m grader autograde`` installs a grader.pool.KernelPool here, which
 # hands out a kernel that was started (fresh, for this student only) while the
@@ -136,7 +52,7 @@ def _source_cells(resources) -> dict[str, str]:
 KERNELS = None
 
 
-class SandboxedExecute(Execute):
+class SandboxedExecute(scoring.KernelCalls, Execute):
     """Execute a submission in the sandboxed kernel, within a time budget."""
 
     notebook_budget = Integer(300, help="seconds for the whole notebook").tag(config=True)
@@ -174,7 +90,7 @@ class SandboxedExecute(Execute):
         NotebookClient.__init__(self, nb, km)
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
-        self._trusted = None if self.trust_notebook else _source_cells(resources)
+        self._trusted = None if self.trust_notebook else scoring.source_cells(resources)
         run_sync(self._run_notebook)()
         return self.nb, self.resources
 
@@ -197,62 +113,6 @@ class SandboxedExecute(Execute):
         return self._trusted.get(cell.metadata.get("nbgrader", {}).get("grade_id"))
 
     # ---------------------------------------------------------------- the trusted side
-    def _ask(self, request: dict) -> bytes:
-        """Send a request to the kernel from the test thread; wait for its answer."""
-        future = asyncio.run_coroutine_threadsafe(self._ask_kernel(request), self._loop)
-        return future.result()
-
-    async def _ask_kernel(self, request: dict) -> bytes:
-        import cloudpickle
-
-        from .remote import MIME
-
-        payload = base64.b64encode(cloudpickle.dumps(request)).decode()
-        code = f"__import__('grader.remote', fromlist=['answer']).answer({payload!r})"
-        msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=False)
-        answer, failure, idle = None, None, False
-        while not idle:
-            left = self._deadline - monotonic()
-            if left <= 0:
-                await self._stop_call()
-            try:
-                msg = await self.kc.iopub_channel.get_msg(timeout=min(left, 0.5))
-            except Empty:
-                if not await ensure_async(self.km.is_alive()):
-                    raise scoring.KernelTrouble("KernelDied", "the kernel died while this test ran "
-                                                "(out of memory, a crash, or a resource limit); it "
-                                                "was restarted for the next cells")
-                continue
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "display_data" and isinstance(content.get("data", {}).get(MIME), str):
-                answer = content["data"][MIME]  # the last one counts
-            elif kind == "error":
-                failure = f"{content.get('ename', 'Error')}: {str(content.get('evalue', ''))[:300]}"
-            elif kind == "status" and content.get("execution_state") == "idle":
-                idle = True
-        if answer is None:
-            raise checks_error("the notebook's kernel did not answer the grader's call"
-                               + (f" ({failure})" if failure else ""))
-        try:
-            return base64.b64decode(answer, validate=True)
-        except ValueError:
-            raise checks_error("the notebook's kernel answered the grader's call with garbage") from None
-
-    async def _stop_call(self) -> None:
-        limit = math.ceil(self._cell_limit or 0)
-        try:
-            await self.km.interrupt_kernel()
-        except Exception:
-            pass
-        if await self._responsive(self.interrupt_grace):
-            raise scoring.KernelTrouble("CellTimeoutError", f"this test ran for more than {limit} s "
-                                        "and was stopped")
-        raise scoring.KernelTrouble("KernelKilled", f"this test ran for more than {limit} s and the "
-                                    "kernel did not stop when interrupted; it was killed and "
-                                    "restarted for the next cells")
-
     async def _run_trusted(self, cell, role: str, index: int) -> str:
         """Run ``cell`` on the trusted side; returns why the kernel broke ("" if it did not)."""
         code = self._trusted_code(cell)
@@ -409,7 +269,7 @@ class SandboxedExecute(Execute):
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
         if process is None or not os.path.isdir("/proc"):
             return None
-        return len(_descendants(process.pid))
+        return len(procs.descendants(process.pid))
 
     def _out_of_memory(self, cell) -> bool:
         """The cell raised MemoryError and the kernel still holds nearly all the memory it
@@ -424,7 +284,7 @@ class SandboxedExecute(Execute):
         if not limit or process is None:
             return False
         used = 0
-        for pid in [process.pid, *_descendants(process.pid)]:
+        for pid in [process.pid, *procs.descendants(process.pid)]:
             try:
                 with open(f"/proc/{pid}/status") as fh:
                     for line in fh:

@@ -27,31 +27,8 @@ from pathlib import Path
 
 from jupyter_core.utils import run_sync
 
+from .procs import uid_has_processes
 from .sandbox import SandboxKernelManager, _inside, _real
-
-
-def uid_has_processes(uid: int) -> bool:
-    """Whether a live process runs under real user id ``uid`` (Linux /proc)."""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return False
-    wanted = str(uid)
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status") as fh:
-                for line in fh:
-                    if line.startswith("State:") and line.split()[1] in ("Z", "X"):
-                        break
-                    if line.startswith("Uid:"):
-                        if line.split()[1] == wanted:
-                            return True
-                        break
-        except (OSError, IndexError):
-            continue
-    return False
 
 
 class KernelPool:

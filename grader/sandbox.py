@@ -516,7 +516,7 @@ class SandboxKernelManager(AsyncKernelManager):
                 await self.provisioner.wait()
             if self._switch_user() and self._use_bwrap_quiet():
                 # the PID namespace dies with bwrap; let its last processes go before the sweep
-                from .pool import uid_has_processes
+                from .procs import uid_has_processes
 
                 while uid_has_processes(self.uid) and time.monotonic() < deadline:
                     await asyncio.sleep(0.005)

@@ -16,11 +16,18 @@ message, no traceback: it would quote the hidden test), which nbgrader scores as
 from __future__ import annotations
 
 import ast
+import asyncio
+import base64
 import builtins
 import contextlib
 import io
+import math
 import threading
 import zlib
+from queue import Empty
+from time import monotonic
+
+from jupyter_core.utils import ensure_async
 
 from . import checks, plain, remote
 
@@ -212,6 +219,84 @@ class TrustedTests:
         except Exception as exc:
             return [error(type(exc).__name__, str(exc))]
         return []
+
+
+def source_cells(resources) -> dict[str, str]:
+    """grade id -> code of the assignment's source notebook, for the notebook being graded."""
+    import nbformat
+
+    from . import course
+
+    info = (resources or {}).get("nbgrader") or {}
+    path = course.COURSE / "source" / str(info.get("assignment")) / f"{info.get('notebook')}.ipynb"
+    if not path.is_file():
+        raise RuntimeError(f"the source notebook {path} is missing: the tests cannot be run")
+    cells = {}
+    for cell in nbformat.read(path, as_version=4).cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid and cell.cell_type == "code":
+            cells[gid] = cell.source
+    return cells
+
+
+class KernelCalls:
+    """How the grading process asks the kernel (a mixin of grader.execute.SandboxedExecute,
+    which provides ``kc``, ``km``, ``_loop``, ``_deadline`` and ``_cell_limit``): one execute
+    request per call, whose answer is the display message of type ``remote.MIME``."""
+
+    def _ask(self, request: dict) -> bytes:
+        """Send a request to the kernel from the test thread; wait for its answer."""
+        future = asyncio.run_coroutine_threadsafe(self._ask_kernel(request), self._loop)
+        return future.result()
+
+    async def _ask_kernel(self, request: dict) -> bytes:
+        import cloudpickle
+
+        payload = base64.b64encode(cloudpickle.dumps(request)).decode()
+        code = f"__import__('grader.remote', fromlist=['answer']).answer({payload!r})"
+        msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=False)
+        answer, failure, idle = None, None, False
+        while not idle:
+            left = self._deadline - monotonic()
+            if left <= 0:
+                await self._stop_call()
+            try:
+                msg = await self.kc.iopub_channel.get_msg(timeout=min(left, 0.5))
+            except Empty:
+                if not await ensure_async(self.km.is_alive()):
+                    raise KernelTrouble("KernelDied", "the kernel died while this test ran "
+                                                "(out of memory, a crash, or a resource limit); it "
+                                                "was restarted for the next cells")
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "display_data" and isinstance(content.get("data", {}).get(remote.MIME), str):
+                answer = content["data"][remote.MIME]  # the last one counts
+            elif kind == "error":
+                failure = f"{content.get('ename', 'Error')}: {str(content.get('evalue', ''))[:300]}"
+            elif kind == "status" and content.get("execution_state") == "idle":
+                idle = True
+        if answer is None:
+            raise checks.GradingError("the notebook's kernel did not answer the grader's call"
+                               + (f" ({failure})" if failure else ""))
+        try:
+            return base64.b64decode(answer, validate=True)
+        except ValueError:
+            raise checks.GradingError("the notebook's kernel answered the grader's call with garbage") from None
+
+    async def _stop_call(self) -> None:
+        limit = math.ceil(self._cell_limit or 0)
+        try:
+            await self.km.interrupt_kernel()
+        except Exception:
+            pass
+        if await self._responsive(self.interrupt_grace):
+            raise KernelTrouble("CellTimeoutError", f"this test ran for more than {limit} s "
+                                        "and was stopped")
+        raise KernelTrouble("KernelKilled", f"this test ran for more than {limit} s and the "
+                                    "kernel did not stop when interrupted; it was killed and "
+                                    "restarted for the next cells")
 
 
 def error(ename: str, evalue: str) -> dict:
