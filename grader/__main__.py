@@ -48,11 +48,11 @@ def cmd_release(args) -> int:
         return _unknown("assignment", unknown, have, f" in {course.COURSE / 'source'}")
     due = None
     if args.due is not None:
-        from .collect import CollectError, parse_when, show_when
+        from .due import parse_when, show_when
 
         try:
             due = None if args.due.lower() in ("", "none") else parse_when(args.due)
-        except CollectError as exc:
+        except ValueError as exc:
             print(f"error: --due: {exc}", file=sys.stderr)
             return 2
     assignments = args.assignments or have
@@ -63,7 +63,7 @@ def cmd_release(args) -> int:
         if result["success"]:
             note = ""
             if args.due is not None:
-                from .collect import set_due
+                from .due import set_due
 
                 set_due(a, due)
                 note = f" (due {show_when(due)})" if due else " (no due date)"

@@ -1,4 +1,4 @@
-"""Submissions in, and when they came in: LMS zips, the roster, due dates, late penalties.
+"""Submissions in: the zips of submissions that Canvas or Moodle hand out.
 
 ``collect`` takes the zip of submissions that Canvas or Moodle lets an instructor
 download and lays it out as ``submitted/<student>/<assignment>/<notebook>.ipynb``
@@ -12,33 +12,30 @@ is checked: a symbolic link, an absolute path or a path that leaves its folder
 (``../``) refuses the whole zip, as does an archive that would unpack to more than
 ``MAX_BYTES`` or ``MAX_FILES``.
 
-``PerDayPenalty`` is the late-submission plugin of nbgrader's ``AssignLatePenalties``
-(see nbgrader_config.py): a percentage of the points per started day late.
+The roster is read by grader/roster.py, due dates and the late penalty are grader/due.py.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import filecmp
-import functools
 import io
 import logging
-import math
 import os
 import re
 import shutil
 import stat
 import sys
 import tarfile
-import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbgrader.plugins import FileNameCollectorPlugin, LateSubmissionPlugin
-from traitlets import Dict, Enum, Float, Unicode
+from nbgrader.plugins import FileNameCollectorPlugin
+from traitlets import Dict, Enum, Unicode
 
 from . import course
+from .due import course_timezone
+from .roster import CollectError, Student, name_keys, plain_name, read_roster  # noqa: F401 (CollectError: the commands catch it here)
 
 MAX_BYTES = 2 * 1024**3   # an LMS zip that unpacks to more than this is refused
 MAX_FILES = 20_000
@@ -55,150 +52,6 @@ REGEXPS = {
     "moodle": r"^(?:.*/)?(?P<lms_name>[^/_]+(?:_[^/_]+)*?)_(?P<lms_id>\d+)_assignsubmission_file_/?"
               r"(?:.*/)?(?P<file_id>[^/]+)$",
 }
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
-
-
-class CollectError(Exception):
-    """Something the instructor has to fix; the message says what."""
-
-
-# ---------------------------------------------------------------- time
-@functools.lru_cache(maxsize=None)
-def course_timezone():
-    """The course's time zone (nbgrader's ``NbGraderAPI.timezone``): a due date or a zip
-    file date without an offset is read in it."""
-    from zoneinfo import ZoneInfo
-
-    cfg = course.load_config()
-    name = cfg.NbGraderAPI.get("timezone", "UTC") if "NbGraderAPI" in cfg else "UTC"
-    return ZoneInfo(name)
-
-
-def parse_when(text: str) -> dt.datetime:
-    """An ISO date (``2026-12-10T23:59``, optional offset) as naive UTC, nbgrader's convention."""
-    try:
-        when = dt.datetime.fromisoformat(text.strip().replace(" ", "T", 1))
-    except ValueError:
-        raise CollectError(f"not a date: {text!r} (expected YYYY-MM-DDTHH:MM, e.g. 2026-12-10T23:59)")
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=course_timezone())
-    return when.astimezone(dt.timezone.utc).replace(tzinfo=None)
-
-
-def show_when(when: dt.datetime | None) -> str:
-    """A naive UTC datetime from the gradebook, in the course's time zone."""
-    if when is None:
-        return ""
-    local = when.replace(tzinfo=dt.timezone.utc).astimezone(course_timezone())
-    return local.strftime("%Y-%m-%d %H:%M %Z")
-
-
-def set_due(assignment: str, due: dt.datetime | None) -> None:
-    """Store the due date of ``assignment`` in the gradebook (nbgrader's ``duedate``)."""
-    from nbgrader.api import Gradebook
-
-    cfg = course.load_config()
-    with Gradebook(cfg.CourseDirectory.db_url, cfg.CourseDirectory.course_id) as gb:
-        gb.update_or_create_assignment(assignment, duedate=due)
-
-
-class PerDayPenalty(LateSubmissionPlugin):
-    """``percent_per_day`` of a notebook's points per started day late (after
-    ``grace_minutes``), at most all of them.  nbgrader calls it for each late notebook
-    while autograding, with the points autograded then."""
-
-    percent_per_day = Float(10.0, help="percent of the points lost per started day late").tag(config=True)
-    grace_minutes = Float(0.0, help="lateness forgiven, in minutes").tag(config=True)
-
-    def late_submission_penalty(self, student_id, score, total_seconds_late):
-        late = total_seconds_late - 60 * self.grace_minutes
-        if late <= 0 or not score:
-            return None
-        days = math.ceil(late / 86400)
-        return round(score * min(1.0, days * self.percent_per_day / 100), 4)
-
-
-# ---------------------------------------------------------------- the roster
-@dataclass
-class Student:
-    id: str
-    name: str = ""
-    canvas_id: str = ""
-    moodle_id: str = ""
-    sis_user_id: str = ""
-    sis_login_id: str = ""
-    section: str = ""
-    email: str = ""
-
-
-ALIASES = {
-    "student_id": "id", "student": "name", "name": "name", "full_name": "name",
-    "sortable_name": "name", "id": "canvas_id", "canvas_id": "canvas_id",
-    "canvas_user_id": "canvas_id", "moodle_id": "moodle_id", "participant_id": "moodle_id",
-    "sis_user_id": "sis_user_id", "sis_login_id": "sis_login_id", "section": "section",
-    "email": "email", "email_address": "email",
-}
-
-
-def read_roster(path: Path) -> list[Student]:
-    """The roster CSV: a header row, then one student a row.  Columns (any order, names
-    case-insensitive): ``student_id`` (the course's id, the folder name) and ``name``
-    (``First Last`` or ``Last, First``), optionally ``canvas_id``, ``moodle_id``,
-    ``sis_user_id``, ``sis_login_id``, ``section``, ``email``.  Canvas's own gradebook
-    export also works (``Student``, ``ID``, ``SIS User ID``, ``SIS Login ID``,
-    ``Section``): the student id is then the SIS Login ID."""
-    path = Path(path)
-    if not path.is_file():
-        raise CollectError(f"no roster file {path}")
-    text = path.read_text(encoding="utf-8-sig")
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise CollectError(f"{path}: the roster is empty")
-    keys = [ALIASES.get(re.sub(r"[\s-]+", "_", h.strip().lower())) for h in header]
-    if "id" not in keys and "sis_login_id" not in keys:
-        raise CollectError(f"{path}: the roster needs a student_id column (found: {', '.join(header)})")
-    students, seen = [], set()
-    for n, row in enumerate(reader, start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        values = {}
-        for key, cell in zip(keys, row):
-            if key and cell.strip() and key not in values:
-                values[key] = cell.strip()
-        if values.get("name", "").lower().startswith("points possible"):
-            continue  # the second row of a Canvas export
-        values.setdefault("id", values.get("sis_login_id", ""))
-        sid = values["id"]
-        if not ID_PATTERN.match(sid) or sid in (".", ".."):
-            raise CollectError(f"{path}, line {n}: {sid!r} is not usable as a student id "
-                               "(letters, digits and . _ @ + - only)")
-        if sid in seen:
-            raise CollectError(f"{path}, line {n}: student id {sid!r} appears twice")
-        seen.add(sid)
-        students.append(Student(**values))
-    if not students:
-        raise CollectError(f"{path}: the roster has no students")
-    return students
-
-
-def _plain(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in text.lower() if c.isalnum() and not unicodedata.combining(c))
-
-
-def name_keys(name: str) -> set[str]:
-    """Ways an LMS may spell a roster name: Moodle's ``First Last``, Canvas's ``lastfirst``."""
-    name = " ".join(name.split())
-    if not name:
-        return set()
-    if "," in name:
-        last, first = (p.strip() for p in name.split(",", 1))
-    else:
-        parts = name.split(" ")
-        last, first = parts[-1], " ".join(parts[:-1])
-    return {_plain(name), _plain(last + first), _plain(first + last)}
 
 
 # ---------------------------------------------------------------- checking the zip
@@ -318,7 +171,7 @@ class LmsCollector(FileNameCollectorPlugin):
     def _who(self, name: str, lms_id: str) -> Student | str:
         if lms_id in self.by_id:
             return self.by_id[lms_id]
-        hits = {s.id: s for s in self.by_name.get(_plain(name), [])}
+        hits = {s.id: s for s in self.by_name.get(plain_name(name), [])}
         if len(hits) == 1:
             return next(iter(hits.values()))
         if hits:

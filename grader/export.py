@@ -202,7 +202,7 @@ def export(by_test: bool = False, assignments: list[str] | None = None) -> str:
 
 
 def collect_show(when) -> str:
-    from .collect import show_when
+    from .due import show_when
 
     return show_when(when)
 
@@ -212,7 +212,7 @@ def export_canvas(roster: Path, assignments: list[str] | None = None) -> tuple[s
     and a column per assignment (its score after the late penalty; empty unless graded),
     one row per roster student, the points possible in the second row.  Returns the CSV
     and the gradebook students that are not on the roster (they cannot be imported)."""
-    from .collect import read_roster
+    from .roster import read_roster
 
     roster_rows = read_roster(roster)
     scores: dict[tuple[str, str], str] = {}

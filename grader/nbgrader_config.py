@@ -29,8 +29,8 @@ c.Autograde.autograde_preprocessors = [
 ]
 # Late submissions (a due date is set with `python -m grader release A --due ...`):
 # each notebook of a late submission loses 10% of its autograded points per started
-# day late (grader/collect.py), at most all of them.
-c.AssignLatePenalties.plugin_class = "grader.collect.PerDayPenalty"
+# day late (grader/due.py), at most all of them.
+c.AssignLatePenalties.plugin_class = "grader.due.PerDayPenalty"
 c.PerDayPenalty.percent_per_day = 10
 c.PerDayPenalty.grace_minutes = 0
 # The course's time zone: a --due date or a zip file date without an offset is read in it.
