@@ -268,6 +268,19 @@ def test_check_passes_a_correct_notebook_and_explains_a_wrong_one(graded, tmp_pa
     assert "returned shape (2, 4, 5, 8), expected (2, 4, 3, 4)" in proc.stdout
 
 
+
+def test_check_without_bubblewrap_says_so_in_one_line(graded, tmp_path, monkeypatch, capsys):
+    """A student's machine without bubblewrap: one note, not the instructor's sandbox alarm."""
+    from grader import check, sandbox
+
+    monkeypatch.setattr(sandbox, "bwrap_works", lambda: False)
+    good = planted.make(graded["release"], tmp_path / "good", "correct-im2col")
+    out = io.StringIO()
+    assert check.check(good, timeout=10, out=out) == 0, out.getvalue()
+    assert "runs without the sandbox (grading uses it)" in out.getvalue()
+    assert "WITHOUT a" not in capsys.readouterr().err
+
+
 CHECK_LINE = re.compile(r"^\s+(pass|part|FAIL|EDIT|----)\s+(\w+)\s", re.M)
 
 
