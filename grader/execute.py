@@ -16,6 +16,10 @@ kernel:
 
 Every cell stopped this way gets an error output whose name says why
 (``CellTimeoutError``, ``KernelDied``, ``KernelKilled``, ``NotRun``).
+
+Test cells are not sent to the kernel: they run on the trusted side (grader.scoring), and
+the instructor's locked cells run there too, after their run in the kernel.  Output is kept
+up to ``max_output_bytes`` per cell, and no message over ``max_message_bytes`` is read.
 """
 from __future__ import annotations
 
@@ -41,8 +45,7 @@ STOPPED = ("CellTimeoutError", "KernelDied", "KernelKilled", "NotRun")
 
 
 def _error(ename: str, evalue: str) -> NotebookNode:
-    return NotebookNode(output_type="error", ename=ename, evalue=evalue,
-                        traceback=[f"{ename}: {evalue}"])
+    return NotebookNode(scoring.error(ename, evalue))
 
 
 # Where kernels come from.  None: each notebook starts its own.  A worker of
@@ -362,6 +365,12 @@ class SandboxedExecute(scoring.KernelCalls, Execute):
                     break
         return True
 
+    async def _recover(self, done: list[int], deadline: float) -> None:
+        """After a broken kernel: a new one with the completed cells re-run, or none at all
+        (the remaining cells are then not run, and say why)."""
+        if not await self._restart(done, deadline):
+            await self._kill()
+
     async def _run_notebook(self) -> None:
         budget = self.notebook_budget
         deadline = monotonic() + budget
@@ -389,9 +398,8 @@ class SandboxedExecute(scoring.KernelCalls, Execute):
                 broken = ""
                 role = self._role(cell)
                 if role == "test":
-                    broken = await self._run_trusted(cell, role, index)
-                    if broken and not await self._restart(done, deadline):
-                        await self._kill()
+                    if await self._run_trusted(cell, role, index):
+                        await self._recover(done, deadline)
                     continue
                 try:
                     await self.async_execute_cell(cell, index,
@@ -425,15 +433,13 @@ class SandboxedExecute(scoring.KernelCalls, Execute):
                         "KernelKilled", "this cell ran out of memory and kept it (MemoryError); "
                         "the kernel was restarted for the next cells, without this cell's results"))
                 if broken:
-                    if not await self._restart(done, deadline):
-                        await self._kill()
+                    await self._recover(done, deadline)
                     continue
                 if not self._timed_out:
                     done.append(index)
                     if role == "setup":
-                        broken = await self._run_trusted(cell, role, index)
-                        if broken and not await self._restart(done, deadline):
-                            await self._kill()
+                        if await self._run_trusted(cell, role, index):
+                            await self._recover(done, deadline)
         finally:
             self._cell_limit = None
             await self._kill()

@@ -54,8 +54,6 @@ def encode(value) -> bytes:
             return {"object": "too deeply nested"}
         if v is None or type(v) in (bool, str):
             return v
-        if isinstance(v, bool):
-            return bool(v)
         if isinstance(v, int) and not isinstance(v, np.generic):
             return int(v)
         if isinstance(v, float) and not isinstance(v, np.generic):

@@ -83,8 +83,12 @@ def _student_error(name: str, message: str) -> BaseException:
     """The student's exception, rebuilt as a built-in one of that name (NotImplementedError,
     RecursionError, ...) or a plain Exception subclass named after it."""
     kind = getattr(builtins, name, None)
-    if not (isinstance(kind, type) and issubclass(kind, Exception)):
-        kind = type(name if name.isidentifier() else "Error", (Exception,), {"__module__": "submission"})
+    if isinstance(kind, type) and issubclass(kind, Exception):
+        try:
+            return kind(message)
+        except TypeError:  # one that takes other arguments (UnicodeDecodeError): a stand-in
+            pass
+    kind = type(name if name.isidentifier() else "Error", (Exception,), {"__module__": "submission"})
     return kind(message)
 
 
