@@ -1,6 +1,7 @@
 """Mini-batch training and evaluation, with a progress bar and a history to plot."""
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -80,7 +81,11 @@ def fit(model: Module, x: np.ndarray, y: np.ndarray, optimizer: Optimizer, *, ep
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=epochs * steps, unit="batch", leave=False)
+        # Off a terminal (a build log, a notebook's captured stream) every redraw is a new
+        # line: redraw about five times in all instead of after every batch.
+        quiet = not getattr(sys.stderr, "isatty", lambda: False)()
+        bar = tqdm(total=epochs * steps, unit="batch", leave=False,
+                   miniters=max(1, epochs * steps // 5) if quiet else None)
     for epoch in range(epochs):
         start = time.perf_counter()
         model.train()
@@ -97,7 +102,7 @@ def fit(model: Module, x: np.ndarray, y: np.ndarray, optimizer: Optimizer, *, ep
             correct += int(np.sum(logits.argmax(axis=1) == y[batch]))
             if bar is not None:
                 bar.update()
-                bar.set_postfix(epoch=epoch + 1, loss=f"{value:.4f}")
+                bar.set_postfix(epoch=epoch + 1, loss=f"{value:.4f}", refresh=False)
         history.train_loss.append(total / len(x))
         history.train_accuracy.append(correct / len(x))
         if validation is not None:

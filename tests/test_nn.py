@@ -262,3 +262,13 @@ def test_every_declared_dev_library_is_imported_somewhere():
         if dist in declared:
             pattern = re.compile(rf"^\s*(import|from) {module}\b", re.M)
             assert any(pattern.search(s) for s in sources), f"{dist} is a dev dependency but nothing imports it"
+
+
+def test_fit_redraws_its_bar_a_handful_of_times_off_a_terminal(capsys):
+    # A build log or a notebook's captured stream keeps every redraw as a line: 400 batches
+    # must not write 400 of them.
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    x, y = np.random.default_rng(0).random((640, 1, 2, 2)), np.arange(640) % 2
+    train.fit(model, x, y, optim.SGD(model.parameters(), lr=0.1), epochs=5, batch_size=8, rng=0)
+    redraws = [line for line in capsys.readouterr().err.split("\r") if "batch" in line]
+    assert 1 <= len(redraws) <= 8, len(redraws)
