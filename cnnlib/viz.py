@@ -27,6 +27,7 @@ from matplotlib.ticker import MaxNLocator
 from numpy.typing import ArrayLike
 
 from ._params import as_tuple, conv_padding
+from .book import MAX_WIDTH_IN, MIN_FONT_PT
 from .functional import conv2d
 from .nn import Parameter
 
@@ -65,6 +66,7 @@ def _grid(n: int, ncols: int, size: float, suptitle: str | None = None) -> tuple
     """A figure with exactly ``n`` axes laid out ``ncols`` to a row (spare cells removed)."""
     ncols = min(ncols, n)
     nrows = ceil(n / ncols)
+    size = min(size, MAX_WIDTH_IN / ncols)    # a row of panels fits the page's text column
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)),
                              squeeze=False, layout="constrained")
     flat = list(axes.ravel())
@@ -109,7 +111,7 @@ def _text_colour(cmap: Colormap, norm: Normalize, value: float) -> str:
 
 
 def _cell_fontsize(shape: tuple[int, ...]) -> float:
-    return max(6.0, 14.0 - 0.8 * max(shape))
+    return max(MIN_FONT_PT, 14.0 - 0.8 * max(shape))
 
 
 def _draw_cell_grid(ax: Axes, shape: tuple[int, int]) -> None:
@@ -189,7 +191,8 @@ def matrix(a: ArrayLike, ax: Axes | None = None, fmt: str = "{:g}", title: str |
     # enough for black numbers: the numbers, not the colours, are the point of this figure.
     colormap = plt.get_cmap(cmap or (DIVERGING if signed else "Blues"))
     if ax is None:
-        _, ax = plt.subplots(figsize=(0.55 * values.shape[1] + 0.6, 0.55 * values.shape[0] + 0.6),
+        cell = min(0.55, (MAX_WIDTH_IN - 0.6) / values.shape[1])
+        _, ax = plt.subplots(figsize=(cell * values.shape[1] + 0.6, cell * values.shape[0] + 0.6),
                              layout="constrained")
     ax.imshow(values, cmap=colormap, norm=norm)
     _annotate(ax, values, colormap, norm, fmt, fontsize or _cell_fontsize(values.shape))
@@ -234,7 +237,7 @@ def feature_maps(maps: ArrayLike, ncols: int = 8, title: str | None = None, *, c
     fig, axes = _grid(len(maps), _positive_int(ncols, "ncols"), size, title)
     for k, (ax, m) in enumerate(zip(axes, maps)):
         image = ax.imshow(m, cmap=cmap or (DIVERGING if signed else "gray"), norm=norm)
-        ax.set_title(f"channel {k}", fontsize=8)
+        ax.set_title(f"channel {k}", fontsize=MIN_FONT_PT)
     if colorbar:
         fig.colorbar(image, ax=axes, shrink=0.8)
     return fig
@@ -274,7 +277,7 @@ def filters(weight: ArrayLike, ncols: int = 8, title: str | None = None, *, mode
         fig, axes = _grid(c_out, _positive_int(ncols, "ncols"), size, title)
         for k, ax in enumerate(axes):
             ax.imshow(0.5 + 0.5 * w[k].transpose(1, 2, 0) / limit)
-            ax.set_title(f"filter {k}", fontsize=8)
+            ax.set_title(f"filter {k}", fontsize=MIN_FONT_PT)
         return fig
     if mode == "mean":
         panels = w.mean(axis=1)
@@ -291,7 +294,7 @@ def filters(weight: ArrayLike, ncols: int = 8, title: str | None = None, *, mode
     norm = _symmetric_norm(panels)
     for ax, panel, name in zip(axes, panels, names):
         image = ax.imshow(panel, cmap=cmap, norm=norm)
-        ax.set_title(name, fontsize=8)
+        ax.set_title(name, fontsize=MIN_FONT_PT)
     fig.colorbar(image, ax=axes, shrink=0.8)
     return fig
 
@@ -346,7 +349,7 @@ def spectrum(values: ArrayLike | Sequence[ArrayLike] | Mapping[str, ArrayLike], 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel + (" / largest" if normalize else ""))
     if labels is not None:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=MIN_FONT_PT)
     ax.grid(True, which="major", alpha=0.3)
     if title:
         ax.set_title(title)
@@ -373,7 +376,7 @@ def training_curves(history: Any, axes: Sequence[Axes] | None = None) -> Figure:
     if not train_loss:
         raise ValueError("history has no train_loss values; train for at least one epoch first")
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
+        _, axes = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.2), layout="constrained")
     axes = list(np.ravel(axes))
     if len(axes) != 2:
         raise ValueError(f"axes must be two Axes (loss, accuracy), got {len(axes)}")
@@ -389,7 +392,7 @@ def training_curves(history: Any, axes: Sequence[Axes] | None = None) -> Figure:
         ax.set_title(metric)
         ax.grid(True, alpha=0.3)
         if ax.lines:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=MIN_FONT_PT)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return axes[0].figure
 
@@ -552,7 +555,7 @@ def sliding_window_animation(image: ArrayLike, kernel: ArrayLike, stride: int | 
 
     width = padded.shape[1] + out.shape[1]
     fig, (ax_in, ax_out) = plt.subplots(
-        1, 2, figsize=(min(11.0, 2.0 + 0.5 * width), 0.5 * max(padded.shape[0], 6) + 1.0),
+        1, 2, figsize=(min(MAX_WIDTH_IN, 2.0 + 0.5 * width), 0.5 * max(padded.shape[0], 6) + 1.0),
         gridspec_kw={"width_ratios": [padded.shape[1], out.shape[1]]}, layout="constrained")
     grey = plt.get_cmap("gray")
     in_norm = Normalize(padded.min(), padded.max() if padded.max() > padded.min() else padded.min() + 1)
