@@ -22,11 +22,21 @@ system:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium bubblewrap; \
 	fi
 
-# --all: re-read (and so re-execute) every page, not only changed files, so that a change in
-# cnnlib shows up in every chapter. Output in _build/html; warnings are errors. One BLAS thread:
-# the chapters' networks are tiny, and threads spinning on tiny GEMMs only cost time.
-book: setup
-	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/jupyter-book build . --all -W -n --keep-going
+# The website (_build/html), then the same pages as one page (_build/singlehtml) printed to
+# _build/html/cnn-course.pdf, then the course download _build/html/cnn-course.zip. Each chapter
+# is executed once: the second build takes its outputs from jupyter-cache, which keys on a
+# notebook's code only, so it is emptied whenever the engine changes. Warnings are errors. One
+# BLAS thread: the chapters' networks are tiny, and threads spinning on tiny GEMMs cost time.
+JB := OPENBLAS_NUM_THREADS=1 $(VENV)/bin/jupyter-book build . -W -n --keep-going
+_build/.engine-stamp: $(shell find cnnlib -name '*.py') pyproject.toml
+	rm -rf _build/.jupyter_cache
+	mkdir -p _build && touch $@
+
+book: setup _build/.engine-stamp
+	$(JB) --all
+	$(JB) --builder singlehtml
+	$(PY) book/pdf.py _build/singlehtml _build/html/cnn-course.pdf
+	$(PY) book/download.py _build/html/cnn-course.zip
 
 # --nbval-lax executes every chapter notebook (they are stored without outputs); loadfile keeps
 # each notebook on one worker. The workers (and the book build among them) already fill the

@@ -32,7 +32,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+import reader_checks
 import yaml
+from bs4 import BeautifulSoup
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT_DIR = ROOT / "_build" / "screenshots"
@@ -260,13 +262,37 @@ PROBE = """<script>
   document.addEventListener('DOMContentLoaded', function () {
     document.querySelectorAll('img[loading="lazy"]').forEach(function (im) { im.loading = 'eager'; });
   });
+  // Press Play on every matplotlib animation, and read its frame slider two seconds later.
+  function playAnimations(done) {
+    var anims = document.querySelectorAll('div.animation');
+    report.animations = [];
+    anims.forEach(function (a) {
+      var slider = a.querySelector('input.anim-slider');
+      var play = a.querySelector('button[title="Play"]');
+      var r = play ? play.getBoundingClientRect() : null;
+      report.animations.push({before: slider ? Number(slider.value) : null, play: !!play,
+                              visible: !!(r && r.width > 0 && r.height > 0)});
+      if (play) play.click();
+    });
+    if (!anims.length) return done();
+    setTimeout(function () {
+      anims.forEach(function (a, i) {
+        var slider = a.querySelector('input.anim-slider');
+        report.animations[i].after = slider ? Number(slider.value) : null;
+      });
+      done();
+    }, 2000);
+  }
   function finish() {
     var imgs = document.querySelectorAll('img');
     report.images = imgs.length;
+    report.sizes = [];
     imgs.forEach(function (im) {
       if (!im.complete || im.naturalWidth === 0) {
         report.broken_images.push((im.getAttribute('src') || '').slice(0, 200));
       }
+      report.sizes.push([(im.getAttribute('src') || '').slice(-200), im.naturalWidth,
+                         Math.round(im.getBoundingClientRect().width), !!im.closest('.animation')]);
     });
     report.done = true;
     var div = document.createElement('div');
@@ -277,7 +303,7 @@ PROBE = """<script>
   }
   window.addEventListener('load', function () {
     var mj = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
-    (mj || Promise.resolve()).then(function () { setTimeout(finish, 200); },
+    (mj || Promise.resolve()).then(function () { setTimeout(function () { playAnimations(finish); }, 200); },
       function (err) { report.errors.push('MathJax: ' + err); finish(); });
   });
 })();
@@ -492,6 +518,60 @@ def test_page_renders(html, rendered, docname):
 
     if problems:
         pytest.fail(f"{docname}.html:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+CHAPTERS = [p for p in PAGES if p.startswith("notebooks/")]
+
+
+@pytest.mark.parametrize("docname", CHAPTERS)
+def test_chapter_page_reads_like_a_published_course(rendered, docname):
+    """The course voice, code that fits its box, no traceback or build path, numbered and
+    described figures sharp at 1280 px, animations that play (tests/reader_checks.py)."""
+    result = rendered[docname]
+    if isinstance(result, Exception):
+        pytest.fail(str(result), pytrace=False)
+    soup = BeautifulSoup(result, "html.parser")
+    report = Page(result).report or {}
+    problems = (reader_checks.narration(soup) + reader_checks.long_code_lines(soup)
+                + reader_checks.tracebacks_and_paths(soup)
+                + reader_checks.figures(soup, report.get("sizes", []))
+                + reader_checks.animations(report.get("animations", [])))
+    if problems:
+        pytest.fail(f"{docname}.html:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+def test_the_whole_book_prints_to_one_pdf(html):
+    """`make book`'s PDF: the single-page build (outputs from the html build's jupyter-cache,
+    nothing executed twice) printed by Chromium, with an outline, every chapter, math typeset."""
+    import pypdf
+
+    out = html.parent.parent
+    cmd = jupyter_book() + ["build", str(ROOT), "--builder", "singlehtml", "-W", "-n", "--keep-going",
+                            "--path-output", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    assert "Executing notebook" not in proc.stdout + proc.stderr, "the single page executed again"
+    pdf = html / "cnn-course.pdf"
+    subprocess.run([sys.executable, str(ROOT / "book" / "pdf.py"), str(out / "_build" / "singlehtml"),
+                    str(pdf)], check=True, timeout=900)
+    reader = pypdf.PdfReader(pdf)
+    squeeze = lambda text: re.sub(r"[\s#¶]", "", text)
+
+    def titles(outline):
+        for item in outline:
+            yield from titles(item) if isinstance(item, list) else [squeeze(item.title)]
+
+    outline = " | ".join(titles(reader.outline))
+    chapters = [squeeze(BeautifulSoup((html / f"{doc}.html").read_text(), "html.parser").h1.get_text())
+                for doc in CHAPTERS]
+    missing = [title for title in chapters if title not in outline]
+    assert len(reader.pages) > 100 and not missing, (len(reader.pages), missing, outline[:2000])
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    assert "\\(" not in text and "\\[" not in text, "raw TeX in the PDF: MathJax did not run"
+    images = sum(len(page.images) for page in reader.pages)
+    figures = sum(len(static_page(html / f"{doc}.html").imgs) for doc in CHAPTERS)
+    assert images >= 0.9 * figures, f"{images} images in the PDF, {figures} in the chapters"
 
 
 def _chapter_to_show(rendered) -> str:
