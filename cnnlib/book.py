@@ -3,8 +3,8 @@
 Every chapter calls ``book.style()`` once, in its first cell. From then on a matplotlib figure
 shown by the notebook is checked and rendered the same way on every page:
 
-- it is drawn for the page's text column (at most ``MAX_WIDTH_IN`` inches, shown at 96 CSS
-  pixels per inch, so it is never scaled down and its text keeps its size);
+- it is drawn for the page's text column (at most ``MAX_WIDTH_IN`` = 6.8 inches, shown at 96
+  CSS pixels per inch, so it is never scaled down at 1280 px and its text keeps its size);
 - every visible text in it is at least ``MIN_FONT_PT`` points, so it stays legible;
 - it is stored as a PNG with twice the pixels it is shown with (192 dpi), so it is crisp on
   any screen.
@@ -21,10 +21,12 @@ import io
 import struct
 from typing import Any, Iterator, Sequence
 
-MAX_WIDTH_IN = 7.5   # the text column of a page at 1280 px is about 730 CSS pixels wide
-MIN_FONT_PT = 9.0
+COLUMN_PX = 672      # a cell output's width on a page at 1280 px (measured in Chromium)
 SHOWN_DPI = 96       # CSS pixels per inch: the figure is shown at its size in inches ...
 PIXEL_DPI = 192      # ... with twice as many pixels per inch as it is shown with
+PAD_IN = 0.1         # the margin the tight bounding box keeps around the drawing
+MAX_WIDTH_IN = COLUMN_PX / SHOWN_DPI - 2 * PAD_IN   # 6.8 in: never scaled down at 1280 px
+MIN_FONT_PT = 9.0
 
 _RC = {
     "figure.dpi": SHOWN_DPI,
@@ -84,10 +86,16 @@ def figure_png(fig: Any) -> tuple[bytes, dict[str, dict[str, int]]]:
     """The PNG of a checked figure at 192 dpi, with metadata that shows it at 96 dpi."""
     check_figure(fig)
     buffer = io.BytesIO()
-    fig.canvas.print_figure(buffer, format="png", dpi=PIXEL_DPI, bbox_inches="tight")
+    fig.canvas.print_figure(buffer, format="png", dpi=PIXEL_DPI, bbox_inches="tight",
+                            pad_inches=PAD_IN)
     png = buffer.getvalue()
     width, height = struct.unpack(">II", png[16:24])   # the IHDR chunk of every PNG
     scale = SHOWN_DPI / PIXEL_DPI
+    if width * scale > COLUMN_PX + 1:
+        raise ValueError(
+            f"figure is drawn {width * scale / SHOWN_DPI:.2f} in wide (a legend or label outside "
+            f"the axes?); the page's text column holds {COLUMN_PX / SHOWN_DPI:.1f} in"
+        )
     return png, {"width": round(width * scale), "height": round(height * scale)}
 
 

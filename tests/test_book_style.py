@@ -52,3 +52,14 @@ def test_raises_prints_one_line_and_fails_when_nothing_is_raised(capsys):
 def test_table_refuses_a_row_of_the_wrong_length():
     with pytest.raises(ValueError, match="a row has 1 cells, the header 2"):
         book.table(["a", "b"], [[1]])
+
+
+def test_a_figure_drawn_beyond_its_own_edge_is_refused():
+    # A legend outside the axes widens the tight bounding box past the text column even
+    # though the figure itself fits.
+    fig, ax = plt.subplots(figsize=(book.MAX_WIDTH_IN, 3))
+    ax.plot([0, 1], label="a long legend entry far to the right")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    with pytest.raises(ValueError, match="a legend or label outside"):
+        book.figure_png(fig)
+    plt.close(fig)
