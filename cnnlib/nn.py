@@ -7,6 +7,7 @@ as in PyTorch) and must follow the forward it belongs to. ``zero_grad()`` resets
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from math import prod, sqrt
 from typing import Iterator
 
@@ -90,6 +91,19 @@ class Module:
 
     def eval(self) -> "Module":
         return self.train(False)
+
+    @contextmanager
+    def evaluating(self) -> Iterator["Module"]:
+        """``with model.evaluating():`` runs the block in evaluation mode, then gives this module
+        and each one below it its own previous mode back (a Dropout switched off alone stays
+        off), also when the block raises."""
+        modes = [(module, module.training) for _, module in self.named_modules()]
+        self.eval()
+        try:
+            yield self
+        finally:
+            for module, mode in modes:
+                module.training = mode
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of every parameter (and BatchNorm running statistics) by dotted name."""

@@ -36,12 +36,8 @@ def _check_data(x, y):
 
 def predict(model: Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Model outputs for x (N, ...) in evaluation mode, batch by batch; returns (N, classes)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with model.evaluating():
         return np.concatenate([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-    finally:
-        model.train(was_training)
 
 
 def evaluate(model: Module, x: np.ndarray, y: np.ndarray, loss=None, batch_size: int = 256) -> tuple[float, float]:

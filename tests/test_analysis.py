@@ -225,5 +225,5 @@ def test_shift_invariance_of_max_pooling_on_a_single_bright_pixel():
 
 def test_translation_moves_pixels_and_fills_zeros():
     x = np.arange(1.0, 10.0).reshape(3, 3)
-    moved = analysis._translate(x, 1, -1)
+    moved = analysis.invariance._translate(x, 1, -1)
     np.testing.assert_array_equal(moved, [[0, 0, 0], [2, 3, 0], [5, 6, 0]])

@@ -147,6 +147,19 @@ def test_module_bookkeeping():
     assert "Conv2d(1, 4, kernel_size=(3, 3))" in repr(model)
 
 
+def test_evaluating_restores_every_modules_previous_mode_even_after_an_error():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Residual(nn.Sequential(nn.BatchNorm2d(1))))
+    model[1].eval()  # mixed modes come back as they were, not as the root's
+    before = [m.training for _, m in model.named_modules()]
+    with model.evaluating() as same:
+        assert same is model and not any(m.training for _, m in model.named_modules())
+    assert [m.training for _, m in model.named_modules()] == before
+    with pytest.raises(ZeroDivisionError):
+        with model.evaluating():
+            1 / 0
+    assert [m.training for _, m in model.named_modules()] == before
+
+
 def test_mse_loss_gradient():
     rng = np.random.default_rng(6)
     p, t = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
