@@ -76,10 +76,10 @@ def build_wheel(out: Path) -> Path:
                         ignore=shutil.ignore_patterns("__pycache__", "*.md"))
         shutil.copy(ROOT / "README.md", src)
         text = (ROOT / "pyproject.toml").read_text()
-        only_cnnlib, n = re.subn(r'(?m)^packages = \[.*\]$',
-                                 'packages = ["cnnlib", "cnnlib.functional"]', text)
+        only_cnnlib, n = re.subn(r'(?m)^include = \[.*\]$', 'include = ["cnnlib", "cnnlib.*"]', text)
         if n != 1:
-            raise SystemExit("pyproject.toml: no `packages = [...]` line under [tool.setuptools]")
+            raise SystemExit("pyproject.toml: no `include = [...]` line under "
+                             "[tool.setuptools.packages.find]")
         (src / "pyproject.toml").write_text(only_cnnlib)
         subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
                         "--no-build-isolation", "-w", str(out), str(src)], check=True)

@@ -139,8 +139,9 @@ def test_every_toc_page_is_built(html):
 
 
 @pytest.fixture(scope="module")
-def rendered(html) -> dict[str, str | Exception]:
-    """docname -> DOM after scripts ran (or the exception that prevented it)."""
+def rendered(html, published) -> dict[str, str | Exception]:
+    """docname -> DOM after scripts ran (or the exception that prevented it); the PDF and the
+    download are in place first, since every page links to them."""
     chromium()
 
     def one(doc):
@@ -334,22 +335,33 @@ def test_chapter_page_reads_like_a_published_course(rendered, docname):
         pytest.fail(f"{docname}.html:\n  " + "\n  ".join(problems), pytrace=False)
 
 
-def test_the_whole_book_prints_to_one_pdf(html):
-    """`make book`'s PDF: the single-page build (outputs from the html build's jupyter-cache,
-    nothing executed twice) printed by Chromium, with an outline, every chapter, math typeset."""
-    import pypdf
-
+@pytest.fixture(scope="module")
+def published(html) -> dict:
+    """The rest of `make book` beside the website: the single-page build (outputs from the html
+    build's jupyter-cache), its PDF and the course download, which every page links to."""
     out = html.parent.parent
     cmd = jupyter_book() + ["build", str(ROOT), "--builder", "singlehtml", "-W", "-n", "--keep-going",
                             "--path-output", str(out)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT,
-                          stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    assert "Executing notebook" not in proc.stdout + proc.stderr, "the single page executed again"
+    single = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT,
+                            stdin=subprocess.DEVNULL)
     pdf = html / "cnn-course.pdf"
-    subprocess.run([sys.executable, str(ROOT / "book" / "pdf.py"), str(out / "_build" / "singlehtml"),
-                    str(pdf)], check=True, timeout=900)
-    reader = pypdf.PdfReader(pdf)
+    if single.returncode == 0:
+        subprocess.run([sys.executable, str(ROOT / "book" / "pdf.py"), str(out / "_build" / "singlehtml"),
+                        str(pdf)], check=True, timeout=900)
+    subprocess.run([sys.executable, str(ROOT / "book" / "download.py"), str(html / "cnn-course.zip")],
+                   check=True, timeout=600)
+    return {"single": single, "pdf": pdf}
+
+
+def test_the_whole_book_prints_to_one_pdf(html, published):
+    """`make book`'s PDF: the single-page build executes nothing again, and Chromium's print of it
+    has an outline with every chapter, math typeset, the figures."""
+    import pypdf
+
+    single = published["single"]
+    assert single.returncode == 0, (single.stdout + single.stderr)[-5000:]
+    assert "Executing notebook" not in single.stdout + single.stderr, "the single page executed again"
+    reader = pypdf.PdfReader(published["pdf"])
     squeeze = lambda text: re.sub(r"[\s#¶]", "", text)
 
     def titles(outline):
