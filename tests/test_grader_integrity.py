@@ -74,9 +74,9 @@ def test_thread_and_profiler_tricks_are_caught():
 
 def test_exec_of_the_engine_source_is_caught():
     module = types.ModuleType("copied")
-    module.__package__ = "cnnlib"
+    module.__package__ = "cnnlib.arch"
     sys.modules["copied"] = module
-    path = pathlib.Path(tripwire.CNNLIB_DIR / "arch.py")
+    path = pathlib.Path(tripwire.CNNLIB_DIR / "arch" / "sizes.py")
     exec(compile(path.read_text(), "notebook.py", "exec"), module.__dict__)
 
     def output_size(n, k, stride=1, padding=0, dilation=1):
@@ -310,15 +310,17 @@ def test_the_engine_reached_through_a_symbolic_link_is_the_engine(tmp_path, monk
     import importlib.util
 
     (tmp_path / "mylib").symlink_to(tripwire.CNNLIB_DIR, target_is_directory=True)
-    spec = importlib.util.spec_from_file_location("mylib_arch", tmp_path / "mylib" / "arch.py")
+    # Named inside cnnlib.arch so that the file's relative import (.._params) resolves.
+    name = "cnnlib.arch.mylib_sizes"
+    spec = importlib.util.spec_from_file_location(name, tmp_path / "mylib" / "arch" / "sizes.py")
     module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "mylib_arch", module)
+    monkeypatch.setitem(sys.modules, name, module)
     spec.loader.exec_module(module)
 
     def output_size(n, k, stride=1, padding=0, dilation=1):
         return module.output_size(n, k, stride, padding, dilation)
 
-    with pytest.raises(checks.IntegrityError, match=r"ran cnnlib\.arch\.output_size: "):
+    with pytest.raises(checks.IntegrityError, match=r"ran cnnlib\.arch\.sizes\.output_size: "):
         checks.check_value("output_size", output_size, (10, 3), 4, kwargs=dict(stride=2))
 
 

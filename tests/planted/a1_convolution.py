@@ -80,8 +80,8 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
 # reads the engine's source from disk and runs a private copy of it
 OUTPUT_SIZE_FROM_DISK = '''
 import sys as _s, types as _t, importlib.util as _u
-_m = _t.ModuleType("helpers"); _m.__package__ = "cnnlib"; _s.modules["helpers"] = _m
-_p = _u.find_spec("cnn" + "lib").submodule_search_locations[0] + "/arch.py"
+_m = _t.ModuleType("helpers"); _m.__package__ = "cnnlib.arch"; _s.modules["helpers"] = _m
+_p = _u.find_spec("cnn" + "lib").submodule_search_locations[0] + "/arch/sizes.py"
 exec(compile(open(_p).read(), "helpers.py", "exec"), _m.__dict__)
 def output_size(n, k, stride=1, padding=0, dilation=1):
     """Borrowed."""
