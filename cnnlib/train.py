@@ -52,18 +52,18 @@ def fit(model: Module, x: np.ndarray, y: np.ndarray, optimizer: Optimizer, *, ep
         shuffle: bool = True, rng=None, progress: bool = True) -> History:
     """Train ``model`` on x (N, ...) and integer labels y (N,) with mini-batch gradient steps.
 
-    Args:
-        model: a :class:`cnnlib.nn.Module` producing logits (batch, classes).
-        x, y: training inputs and labels.
-        optimizer: holds the model's parameters (e.g. ``SGD(model.parameters(), lr=0.1)``).
-        epochs, batch_size: passes over the data and samples per step.
-        loss: a loss object with ``__call__`` and ``backward``; cross-entropy by default.
-        validation: optional (x_val, y_val) evaluated after each epoch.
-        shuffle: visit samples in a new random order each epoch (from ``rng``).
-        progress: show a progress bar (tqdm) with the running loss.
+    Inputs:
+    - model: a :class:`cnnlib.nn.Module` producing logits (batch, classes).
+    - x, y: training inputs and labels.
+    - optimizer: holds the model's parameters (e.g. ``SGD(model.parameters(), lr=0.1)``).
+    - epochs, batch_size: passes over the data and samples per step.
+    - loss: a loss object with ``__call__`` and ``backward``; cross-entropy by default.
+    - validation: optional (x_val, y_val) evaluated after each epoch.
+    - shuffle: visit samples in a new random order each epoch (from ``rng``).
+    - progress: show a progress bar (tqdm) with the running loss.
 
     Returns:
-        a :class:`History` with one entry per epoch.
+    - a :class:`History` with one entry per epoch.
     """
     x, y = _check_data(x, y)
     if epochs < 1 or batch_size < 1:

@@ -19,13 +19,13 @@ def _check(op: str, x, weight):
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """Dense layer, as ``torch.nn.functional.linear``.
 
-    Args:
-        x: (N, in_features).
-        weight: (out_features, in_features).
-        bias: optional (out_features,).
+    Inputs:
+    - x: (N, in_features).
+    - weight: (out_features, in_features).
+    - bias: optional (out_features,).
 
     Returns:
-        y of shape (N, out_features).
+    - y of shape (N, out_features).
     """
     x, weight = _check("linear", x, weight)
     y = x @ weight.T
@@ -36,12 +36,12 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) ->
 def linear_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray):
     """Gradients of :func:`linear`.
 
-    Args:
-        dy: upstream gradient (N, out_features).
-        x, weight: as passed to the forward.
+    Inputs:
+    - dy: upstream gradient (N, out_features).
+    - x, weight: as passed to the forward.
 
     Returns:
-        (dx, dweight, dbias) of shapes (N, in_features), (out_features, in_features), (out_features,).
+    - (dx, dweight, dbias) of shapes (N, in_features), (out_features, in_features), (out_features,).
     """
     x, weight = _check("linear_backward", x, weight)
     dy = check_gradient("linear_backward", dy, (x.shape[0], weight.shape[0]), x.dtype)

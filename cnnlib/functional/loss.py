@@ -33,12 +33,12 @@ def _check(op: str, logits, labels):
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     """Mean negative log-likelihood of the true classes, as ``torch.nn.functional.cross_entropy``.
 
-    Args:
-        logits: unnormalised scores (N, classes).
-        labels: true classes (N,), integers in [0, classes).
+    Inputs:
+    - logits: unnormalised scores (N, classes).
+    - labels: true classes (N,), integers in [0, classes).
 
     Returns:
-        the mean loss over the batch, a float.
+    - the mean loss over the batch, a float.
     """
     logits, labels = _check("cross_entropy", logits, labels)
     return float(-log_softmax(logits)[np.arange(len(labels)), labels].mean())

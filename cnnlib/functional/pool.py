@@ -99,20 +99,20 @@ def max_pool2d(x: np.ndarray, kernel_size: IntOrTuple, stride: IntOrTuple | None
                return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
 
-    Args:
-        x: input of shape (N, C, H, W).
-        kernel_size: window size, an int or (kH, kW).
-        stride: step between windows; defaults to ``kernel_size``.
-        padding: implicit minus-infinity padding on both sides, at most half the kernel.
-        dilation: spacing between window taps.
-        ceil_mode: round the output size up, keeping a last partial window that starts inside
-            the input or the left padding.
-        return_indices: also return where each maximum sits (what the backward needs).
+    Inputs:
+    - x: input of shape (N, C, H, W).
+    - kernel_size: window size, an int or (kH, kW).
+    - stride: step between windows; defaults to ``kernel_size``.
+    - padding: implicit minus-infinity padding on both sides, at most half the kernel.
+    - dilation: spacing between window taps.
+    - ceil_mode: round the output size up, keeping a last partial window that starts inside
+      the input or the left padding.
+    - return_indices: also return where each maximum sits (what the backward needs).
 
     Returns:
-        y of shape (N, C, H_out, W_out); with ``return_indices``, ``(y, indices)`` where
-        ``indices`` (N, C, H_out, W_out), int64, is the flat position ``h * W + w`` of each
-        window's (first) maximum in its (H, W) plane, as PyTorch returns it.
+    - y of shape (N, C, H_out, W_out); with ``return_indices``, ``(y, indices)`` where
+      ``indices`` (N, C, H_out, W_out), int64, is the flat position ``h * W + w`` of each
+      window's (first) maximum in its (H, W) plane, as PyTorch returns it.
     """
     p = _pool("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
     if return_indices:
@@ -126,14 +126,14 @@ def max_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: IntOrTuple,
                         indices: np.ndarray | None = None) -> np.ndarray:
     """Gradient of :func:`max_pool2d`: each window's ``dy`` goes to its (first) maximum.
 
-    Args:
-        dy: upstream gradient, shape (N, C, H_out, W_out).
-        x, kernel_size, stride, padding, dilation, ceil_mode: as passed to the forward.
-        indices: the forward's ``return_indices`` output, (N, C, H_out, W_out); found again
-            from ``x`` when not given.
+    Inputs:
+    - dy: upstream gradient, shape (N, C, H_out, W_out).
+    - x, kernel_size, stride, padding, dilation, ceil_mode: as passed to the forward.
+    - indices: the forward's ``return_indices`` output, (N, C, H_out, W_out); found again
+      from ``x`` when not given.
 
     Returns:
-        dx of shape (N, C, H, W). Overlapping windows that share a maximum add their gradients.
+    - dx of shape (N, C, H, W). Overlapping windows that share a maximum add their gradients.
     """
     op = "max_pool2d_backward"
     p = _pool(op, x, kernel_size, stride, padding, dilation, ceil_mode)
@@ -173,14 +173,14 @@ def avg_pool2d(x: np.ndarray, kernel_size: IntOrTuple, stride: IntOrTuple | None
                count_include_pad: bool = True) -> np.ndarray:
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
 
-    Args:
-        x: input of shape (N, C, H, W).
-        kernel_size, stride, ceil_mode: as in :func:`max_pool2d` (no dilation here).
-        padding: implicit zero padding on both sides, at most half the kernel.
-        count_include_pad: whether padded zeros count in the divisor.
+    Inputs:
+    - x: input of shape (N, C, H, W).
+    - kernel_size, stride, ceil_mode: as in :func:`max_pool2d` (no dilation here).
+    - padding: implicit zero padding on both sides, at most half the kernel.
+    - count_include_pad: whether padded zeros count in the divisor.
 
     Returns:
-        y of shape (N, C, H_out, W_out).
+    - y of shape (N, C, H_out, W_out).
     """
     p = _pool("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
     xp = p.padded(p.x, 0)
@@ -195,12 +195,12 @@ def avg_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: IntOrTuple,
                         ceil_mode: bool = False, count_include_pad: bool = True) -> np.ndarray:
     """Gradient of :func:`avg_pool2d`: each window spreads ``dy / divisor`` over its pixels.
 
-    Args:
-        dy: upstream gradient, shape (N, C, H_out, W_out).
-        x, kernel_size, stride, padding, ceil_mode, count_include_pad: as passed to the forward.
+    Inputs:
+    - dy: upstream gradient, shape (N, C, H_out, W_out).
+    - x, kernel_size, stride, padding, ceil_mode, count_include_pad: as passed to the forward.
 
     Returns:
-        dx of shape (N, C, H, W).
+    - dx of shape (N, C, H, W).
     """
     p = _pool("avg_pool2d_backward", x, kernel_size, stride, padding, 1, ceil_mode)
     dy = check_gradient("avg_pool2d_backward", dy, (*p.x.shape[:2], *p.out), p.x.dtype)
