@@ -4,17 +4,27 @@ Times cnnlib's fast path, the naive loops of :mod:`cnnlib.reference` (on a reduc
 up linearly) and PyTorch on the CPU when it is installed, on float32 problems. The contenders
 take turns in blocks of rounds, so that load from other processes on a shared machine hits them
 alike, each block after a pause that lets the other library's threads settle; the medians and
-their ratios are what to read. Also reports the GFLOP/s reached against a bare NumPy matmul of
-the same GEMM, and trains the digits CNN in a fresh process to measure its time, accuracy and
-peak memory.
+their ratios are what to read.
+
+Three more columns put each time in context. "x GEMM" divides a convolution's time by a bare
+NumPy matmul of the very GEMM it performs, timed in the same blocks: the forward by
+``W (C_out x C_in k^2) @ columns (C_in k^2 x N H_out W_out)``, the backward by its two GEMMs
+(``dW = dy @ columns^T`` and ``dcolumns = W^T @ dy``), one per group for a grouped convolution.
+"peak MB" is the most memory one call allocates at any moment, result included (tracemalloc
+around a single call, timed separately), and "x in+out" the same as a multiple of the bytes of
+the call's array arguments and results. The training-step row times one step (forward,
+backward, Adam) of the LeNet-style network of chapter 9 on 64 MNIST digits in both libraries.
+Last, the digits CNN is trained in a fresh process to measure its time, accuracy and peak memory.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import subprocess
 import sys
 import time
+import tracemalloc
 from dataclasses import dataclass
 from math import prod
 
@@ -23,10 +33,44 @@ import numpy as np
 from . import functional as F
 from . import reference
 
-SHAPES = [  # (N, C_in, C_out, size, kernel, padding)
-    (32, 64, 64, 32, 3, 1),
-    (32, 32, 128, 16, 3, 1),
-    (64, 1, 32, 28, 5, 2),
+
+@dataclass(frozen=True)
+class Case:
+    """One convolution problem: x (n, c_in, size, size), a k x k kernel, float32."""
+    n: int
+    c_in: int
+    c_out: int
+    size: int
+    kernel: int
+    padding: int
+    stride: int = 1
+    groups: int = 1
+    pool: bool = True  # also time max pooling of this convolution's output
+
+    @property
+    def label(self) -> str:
+        stride = f" s{self.stride}" if self.stride != 1 else ""
+        groups = f" groups={self.groups}" if self.groups != 1 else ""
+        return (f"N={self.n} {self.c_in}->{self.c_out} {self.size}x{self.size} k{self.kernel}"
+                f"{stride} p{self.padding}{groups}")
+
+    @property
+    def args(self) -> dict:
+        return dict(stride=self.stride, padding=self.padding, groups=self.groups)
+
+
+CASES = [
+    Case(32, 64, 64, 32, 3, 1),
+    Case(32, 32, 128, 16, 3, 1),
+    Case(64, 1, 32, 28, 5, 2),
+    Case(32, 64, 64, 32, 3, 1, stride=2, pool=False),   # strided
+    Case(32, 64, 64, 32, 3, 1, groups=64, pool=False),  # depthwise
+]
+# --quick: the same kinds of problem, tiny, to check that the bench runs (its numbers mean nothing).
+QUICK_CASES = [
+    Case(2, 4, 8, 8, 3, 1),
+    Case(2, 4, 8, 8, 3, 1, stride=2, pool=False),
+    Case(2, 4, 4, 8, 3, 1, groups=4, pool=False),
 ]
 
 
@@ -37,8 +81,10 @@ class Row:
     cnnlib: float
     naive: float | None = None
     torch: float | None = None
+    gemm: float | None = None        # seconds of the bare GEMM(s) the op performs
     gflops: float | None = None
-    matmul_gflops: float | None = None
+    peak: int | None = None          # bytes allocated at the peak of one call
+    io_bytes: int | None = None      # bytes of the call's array arguments and results
 
 
 # After a GEMM, OpenBLAS's worker threads spin for about 0.1 s waiting for more work, and
@@ -49,18 +95,38 @@ SETTLE_S = 0.3
 BLOCK = 3
 
 
-def _median_times(contenders: dict, rounds: int) -> dict[str, float]:
+def _median_times(contenders: dict, rounds: int, settle: float = SETTLE_S) -> dict[str, float]:
     """Median seconds per contender, in alternating blocks of rounds."""
     times = {name: [] for name in contenders}
     while len(next(iter(times.values()))) < rounds:
         for name, fn in contenders.items():
-            time.sleep(SETTLE_S)
+            time.sleep(settle)
             fn()  # untimed: wakes this library's threads, touches its allocations
             for _ in range(min(BLOCK, rounds - len(times[name]))):
                 start = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - start)
     return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def peak_bytes(fn) -> int:
+    """The most memory that one call of ``fn`` holds at any moment, its result included.
+
+    tracemalloc sees NumPy's array buffers; tracing starts just before the call, so memory
+    allocated earlier is not counted (and freeing it does not lower the count)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        result = fn()
+        peak = tracemalloc.get_traced_memory()[1]
+        del result  # alive until the peak is read, as the caller would keep it
+        return peak
+    finally:
+        tracemalloc.stop()
+
+
+def _nbytes(*arrays) -> int:
+    return sum(a.nbytes for a in arrays if a is not None)
 
 
 def _torch():
@@ -72,80 +138,158 @@ def _torch():
     return torch
 
 
-def bench_layers(rounds: int, naive_batch: int) -> list[Row]:
+def bench_case(case: Case, rounds: int, naive_batch: int, settle: float = SETTLE_S) -> list[Row]:
+    """Rows for one convolution problem: conv2d forward and backward, then max pooling."""
     torch = _torch()
     rng = np.random.default_rng(0)
-    rows = []
-    for n, c_in, c_out, size, k, p in SHAPES:
-        label = f"N={n} {c_in}->{c_out} {size}x{size} k{k} p{p}"
-        x = rng.standard_normal((n, c_in, size, size), dtype=np.float32)
-        w = rng.standard_normal((c_out, c_in, k, k), dtype=np.float32)
-        b = rng.standard_normal(c_out, dtype=np.float32)
-        y = F.conv2d(x, w, b, padding=p)
-        dy = rng.standard_normal(y.shape, dtype=np.float32)
-        # The GEMM each pass performs: (C_out x C_in k^2) @ (C_in k^2 x N H_out W_out).
-        a = rng.standard_normal((c_out, c_in * k * k), dtype=np.float32)
-        cols = rng.standard_normal((c_in * k * k, n * prod(y.shape[2:])), dtype=np.float32)
-        flops = 2 * a.shape[0] * a.shape[1] * cols.shape[1]
+    n, c_in, c_out, k, g = case.n, case.c_in, case.c_out, case.kernel, case.groups
+    x = rng.standard_normal((n, c_in, case.size, case.size), dtype=np.float32)
+    w = rng.standard_normal((c_out, c_in // g, k, k), dtype=np.float32)
+    b = rng.standard_normal(c_out, dtype=np.float32)
+    y = F.conv2d(x, w, b, **case.args)
+    dy = rng.standard_normal(y.shape, dtype=np.float32)
+    dx, dw, db = F.conv2d_backward(dy, x, w, **case.args)
 
-        grad_cols = a @ cols
-        forward = {"cnnlib": lambda: F.conv2d(x, w, b, padding=p), "matmul": lambda: a @ cols}
-        # The backward does two such GEMMs: dW = dy cols^T and dcols = W^T dy.
-        backward = {"cnnlib": lambda: F.conv2d_backward(dy, x, w, padding=p),
-                    "matmul": lambda: (grad_cols @ cols.T, a.T @ grad_cols)}
-        pooled = F.max_pool2d(y, 2)
-        dpool = np.ones_like(pooled)
-        pool = {"cnnlib": lambda: F.max_pool2d(y, 2)}
-        # Both backward passes start from the argmax indices their training forward saved.
-        indices = F.max_pool2d(y, 2, return_indices=True)[1]
-        pool_back = {"cnnlib": lambda: F.max_pool2d_backward(dpool, y, 2, indices=indices)}
+    # The GEMM each pass performs, per group: (C_out/g x C_in/g k^2) @ (C_in/g k^2 x N H_out W_out).
+    a = rng.standard_normal((g, c_out // g, c_in // g * k * k), dtype=np.float32)
+    cols = rng.standard_normal((g, c_in // g * k * k, n * prod(y.shape[2:])), dtype=np.float32)
+    if g == 1:
+        a, cols = a[0], cols[0]
+    grad_cols = a @ cols
+    flops = 2 * a.size * cols.shape[-1]
+    forward = {"cnnlib": lambda: F.conv2d(x, w, b, **case.args), "matmul": lambda: a @ cols}
+    # The backward does two such GEMMs: dW = dy cols^T and dcols = W^T dy.
+    backward = {"cnnlib": lambda: F.conv2d_backward(dy, x, w, **case.args),
+                "matmul": lambda: (grad_cols @ cols.swapaxes(-1, -2), a.swapaxes(-1, -2) @ grad_cols)}
+    if torch is not None:
+        tx, tw, tb, tdy = (torch.from_numpy(v) for v in (x, w, b, dy))
+        txg, twg, tbg = (t.clone().requires_grad_() for t in (tx, tw, tb))
 
-        def pool_step():
-            _, indices = F.max_pool2d(y, 2, return_indices=True)
-            return F.max_pool2d_backward(dpool, y, 2, indices=indices)
+        def conv_forward():
+            with torch.no_grad():
+                return torch.nn.functional.conv2d(tx, tw, tb, **case.args)
 
-        pool_step = {"cnnlib": pool_step}
-        if torch is not None:
-            tx, tw, tb, ty = (torch.from_numpy(v) for v in (x, w, b, y))
-            tdy, tdpool = torch.from_numpy(dy), torch.from_numpy(dpool)
-            txg, twg, tbg, tyg = (t.clone().requires_grad_() for t in (tx, tw, tb, ty))
+        forward["torch"] = conv_forward
+        # The graph is built once; retain_graph lets each round time the backward alone.
+        conv_graph = torch.nn.functional.conv2d(txg, twg, tbg, **case.args)
+        backward["torch"] = lambda: torch.autograd.grad(conv_graph, (txg, twg, tbg), tdy, retain_graph=True)
+    t_fwd, t_bwd = _median_times(forward, rounds, settle), _median_times(backward, rounds, settle)
 
-            def conv_forward():
-                with torch.no_grad():
-                    return torch.nn.functional.conv2d(tx, tw, tb, padding=p)
-
-            def pool_forward():
-                with torch.no_grad():
-                    return torch.nn.functional.max_pool2d(ty, 2)
-
-            forward["torch"], pool["torch"] = conv_forward, pool_forward
-            # The graphs are built once; retain_graph lets each round time the backward alone.
-            conv_graph = torch.nn.functional.conv2d(txg, twg, tbg, padding=p)
-            pool_graph = torch.nn.functional.max_pool2d(tyg, 2)
-            backward["torch"] = lambda: torch.autograd.grad(conv_graph, (txg, twg, tbg), tdy, retain_graph=True)
-            pool_back["torch"] = lambda: torch.autograd.grad(pool_graph, (tyg,), tdpool, retain_graph=True)
-            pool_step["torch"] = lambda: torch.autograd.grad(torch.nn.functional.max_pool2d(tyg, 2), (tyg,), tdpool)
-
-        t_fwd, t_bwd = _median_times(forward, rounds), _median_times(backward, rounds)
-        t_pool, t_pool_back = _median_times(pool, rounds), _median_times(pool_back, rounds)
-        t_pool_step = _median_times(pool_step, rounds)
-
-        # Naive loops on a reduced batch, scaled linearly in N (they are linear in N).
-        xs, ys = x[:naive_batch], y[:naive_batch]
-        scale = n / naive_batch
-        naive_conv = _median_times({"n": lambda: reference.conv2d_naive(xs, w, b, padding=p)}, 1)["n"] * scale
-        naive_pool = _median_times({"n": lambda: reference.max_pool2d_naive(ys, 2)}, 1)["n"] * scale
-
-        rows += [
-            Row("conv2d forward", label, t_fwd["cnnlib"], naive_conv, t_fwd.get("torch"),
-                flops / t_fwd["cnnlib"] / 1e9, flops / t_fwd["matmul"] / 1e9),
-            Row("conv2d backward", label, t_bwd["cnnlib"], None, t_bwd.get("torch"),
-                2 * flops / t_bwd["cnnlib"] / 1e9, 2 * flops / t_bwd["matmul"] / 1e9),
-            Row("max_pool2d 2x2 forward", label, t_pool["cnnlib"], naive_pool, t_pool.get("torch")),
-            Row("max_pool2d 2x2 backward", label, t_pool_back["cnnlib"], None, t_pool_back.get("torch")),
-            Row("max_pool2d 2x2 forward+backward", label, t_pool_step["cnnlib"], None, t_pool_step.get("torch")),
-        ]
+    # Naive loops on a reduced batch, scaled linearly in N (they are linear in N).
+    xs, scale = x[:naive_batch], n / min(naive_batch, n)
+    naive_conv = _median_times({"n": lambda: reference.conv2d_naive(xs, w, b, **case.args)}, 1, 0)["n"] * scale
+    rows = [
+        Row("conv2d forward", case.label, t_fwd["cnnlib"], naive_conv, t_fwd.get("torch"), t_fwd["matmul"],
+            flops / t_fwd["cnnlib"] / 1e9, peak_bytes(forward["cnnlib"]), _nbytes(x, w, b, y)),
+        Row("conv2d backward", case.label, t_bwd["cnnlib"], None, t_bwd.get("torch"), t_bwd["matmul"],
+            2 * flops / t_bwd["cnnlib"] / 1e9, peak_bytes(backward["cnnlib"]), _nbytes(dy, x, w, dx, dw, db)),
+    ]
+    if case.pool:
+        rows += bench_pool(y, case.label, rounds, naive_batch, settle)
     return rows
+
+
+def bench_pool(y: np.ndarray, label: str, rounds: int, naive_batch: int, settle: float = SETTLE_S) -> list[Row]:
+    """Rows for 2x2 max pooling of y: forward, backward from saved indices, both."""
+    torch = _torch()
+    pooled, indices = F.max_pool2d(y, 2, return_indices=True)
+    dpool = np.ones_like(pooled)
+    dx = F.max_pool2d_backward(dpool, y, 2, indices=indices)
+    pool = {"cnnlib": lambda: F.max_pool2d(y, 2)}
+    # Both backward passes start from the argmax indices their training forward saved.
+    pool_back = {"cnnlib": lambda: F.max_pool2d_backward(dpool, y, 2, indices=indices)}
+
+    def pool_step():
+        _, indices = F.max_pool2d(y, 2, return_indices=True)
+        return F.max_pool2d_backward(dpool, y, 2, indices=indices)
+
+    pool_step = {"cnnlib": pool_step}
+    if torch is not None:
+        ty, tdpool = torch.from_numpy(y), torch.from_numpy(dpool)
+        tyg = ty.clone().requires_grad_()
+
+        def pool_forward():
+            with torch.no_grad():
+                return torch.nn.functional.max_pool2d(ty, 2)
+
+        pool["torch"] = pool_forward
+        pool_graph = torch.nn.functional.max_pool2d(tyg, 2)
+        pool_back["torch"] = lambda: torch.autograd.grad(pool_graph, (tyg,), tdpool, retain_graph=True)
+        pool_step["torch"] = lambda: torch.autograd.grad(torch.nn.functional.max_pool2d(tyg, 2), (tyg,), tdpool)
+    ys, scale = y[:naive_batch], len(y) / min(naive_batch, len(y))
+    naive = _median_times({"n": lambda: reference.max_pool2d_naive(ys, 2)}, 1, 0)["n"] * scale
+    t_pool, t_back, t_step = (_median_times(c, rounds, settle) for c in (pool, pool_back, pool_step))
+    return [
+        Row("max_pool2d 2x2 forward", label, t_pool["cnnlib"], naive, t_pool.get("torch"),
+            peak=peak_bytes(pool["cnnlib"]), io_bytes=_nbytes(y, pooled)),
+        Row("max_pool2d 2x2 backward", label, t_back["cnnlib"], None, t_back.get("torch"),
+            peak=peak_bytes(pool_back["cnnlib"]), io_bytes=_nbytes(dpool, y, indices, dx)),
+        Row("max_pool2d 2x2 forward+backward", label, t_step["cnnlib"], None, t_step.get("torch"),
+            peak=peak_bytes(pool_step["cnnlib"]), io_bytes=_nbytes(y, dpool, dx)),
+    ]
+
+
+def bench_layers(rounds: int, naive_batch: int, cases=CASES, settle: float = SETTLE_S) -> list[Row]:
+    return [row for case in cases for row in bench_case(case, rounds, naive_batch, settle)]
+
+
+def mnist_cnn():
+    """The LeNet-style MNIST network of chapter 9 (section ch9-mnist), float32, no biases."""
+    from . import nn
+    f32 = dict(bias=False, dtype=np.float32)
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1, **f32), nn.ReLU(), nn.MaxPool2d(2),    # 32x14x14
+        nn.Conv2d(32, 64, 3, padding=1, **f32), nn.ReLU(), nn.MaxPool2d(2),   # 64x7x7
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 10, **f32),                      # 10 scores
+    )
+
+
+def torch_mnist_cnn(torch):
+    """:func:`mnist_cnn` built from PyTorch's layers."""
+    tnn = torch.nn
+    return tnn.Sequential(
+        tnn.Conv2d(1, 32, 3, padding=1, bias=False), tnn.ReLU(), tnn.MaxPool2d(2),
+        tnn.Conv2d(32, 64, 3, padding=1, bias=False), tnn.ReLU(), tnn.MaxPool2d(2),
+        tnn.Flatten(), tnn.Linear(64 * 7 * 7, 10, bias=False))
+
+
+def bench_training_step(rounds: int, batch: int = 64, settle: float = SETTLE_S) -> Row:
+    """ms per training step (forward, cross-entropy, backward, Adam) of :func:`mnist_cnn` on one
+    batch of MNIST digits, against the same network in PyTorch; both keep training as timed."""
+    import cnnlib
+    from . import data, losses, optim
+    torch = _torch()
+    x, y = (v[:batch] for v in data.load_mnist()[:2])
+    x = x.astype(np.float32)
+    cnnlib.seed(0)
+    model, loss = mnist_cnn(), losses.CrossEntropyLoss()
+    adam = optim.Adam(model.parameters(), lr=1e-3)
+
+    def step():
+        value = loss(model(x), y)
+        adam.zero_grad()
+        model.backward(loss.backward())
+        adam.step()
+        return value
+
+    steps = {"cnnlib": step}
+    if torch is not None:
+        torch.manual_seed(0)
+        net = torch_mnist_cnn(torch)
+        torch_adam = torch.optim.Adam(net.parameters(), lr=1e-3)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+        def torch_step():
+            value = torch.nn.functional.cross_entropy(net(tx), ty)
+            torch_adam.zero_grad()
+            value.backward()
+            torch_adam.step()
+            return value
+
+        steps["torch"] = torch_step
+    t = _median_times(steps, rounds, settle)
+    return Row("training step (fwd+bwd+Adam)", f"ch9 MNIST CNN, N={batch} 1x28x28", t["cnnlib"],
+               None, t.get("torch"), peak=peak_bytes(step))
 
 
 TRAIN_SCRIPT = """
@@ -190,17 +334,20 @@ def _ratio(a, b):
     return "-" if a is None or b is None else f"{a / b:.2f}"
 
 
+HEADER = ["op", "shape", "cnnlib ms", "naive ms", "torch ms", "cnnlib/torch", "naive/cnnlib",
+          "GEMM ms", "x GEMM", "cnnlib GFLOP/s", "peak MB", "x in+out"]
+
+
 def format_rows(rows: list[Row], markdown: bool) -> str:
-    header = ["op", "shape", "cnnlib ms", "naive ms", "torch ms", "cnnlib/torch", "naive/cnnlib",
-              "cnnlib GFLOP/s", "matmul GFLOP/s"]
     table = [[r.op, r.shape, _ms(r.cnnlib), _ms(r.naive), _ms(r.torch), _ratio(r.cnnlib, r.torch),
-              _ratio(r.naive, r.cnnlib), "-" if r.gflops is None else f"{r.gflops:.0f}",
-              "-" if r.matmul_gflops is None else f"{r.matmul_gflops:.0f}"] for r in rows]
+              _ratio(r.naive, r.cnnlib), _ms(r.gemm), _ratio(r.cnnlib, r.gemm),
+              "-" if r.gflops is None else f"{r.gflops:.0f}",
+              "-" if r.peak is None else f"{r.peak / 2**20:.1f}", _ratio(r.peak, r.io_bytes)] for r in rows]
     if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
         return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in table])
-    widths = [max(len(str(v)) for v in col) for col in zip(header, *table)]
-    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(row, widths)) for row in [header, *table])
+    widths = [max(len(str(v)) for v in col) for col in zip(HEADER, *table)]
+    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(row, widths)) for row in [HEADER, *table])
 
 
 def main(argv=None) -> None:
@@ -208,15 +355,20 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=9, help="timed rounds per contender (median reported)")
     parser.add_argument("--naive-batch", type=int, default=1, help="batch size for the naive loops")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table (for the README)")
-    parser.add_argument("--no-train", action="store_true", help="skip the training benchmark")
+    parser.add_argument("--no-train", action="store_true", help="skip the digits training benchmark")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny shapes, one round, no pauses, no digits training: checks that the "
+                             "bench runs (its numbers mean nothing)")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.naive_batch < 1:
         parser.error("--rounds and --naive-batch must be positive")
+    rounds, cases, settle = (1, QUICK_CASES, 0.0) if args.quick else (args.rounds, CASES, SETTLE_S)
     torch = _torch()
     print(f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}; "
-          f"float32; medians of {args.rounds} alternating rounds")
-    print(format_rows(bench_layers(args.rounds, args.naive_batch), args.markdown))
-    if not args.no_train:
+          f"float32; medians of {rounds} alternating rounds")
+    rows = bench_layers(rounds, args.naive_batch, cases, settle) + [bench_training_step(rounds, settle=settle)]
+    print(format_rows(rows, args.markdown))
+    if not (args.no_train or args.quick):
         result = bench_training()
         if result["reached"] is None:
             print(f"digits CNN: did not reach 97% in 30 epochs; peak memory {result['peak_mb']:.0f} MB")
