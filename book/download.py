@@ -14,11 +14,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 import zipfile
 from importlib import metadata
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -99,7 +99,7 @@ def main(target: Path) -> None:
         pins = pinned_closure(needed)
         lines = [f"{name}=={version}" for name, version in sorted(pins.items())]
         (stage / "requirements.txt").write_text(
-            f"# Pinned by book/download.py from the environment that built the book.\n"
+            "# Pinned by book/download.py from the environment that built the book.\n"
             + "\n".join(lines) + f"\n./{wheel.name}\n")
         python = ".".join(map(str, sys.version_info[:3]))
         (stage / "README.md").write_text(README.format(python=python, wheel=wheel.name))

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from .losses import CrossEntropyLoss
 from .nn import Module
 from .optim import Optimizer

@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     if opts.preload:
         try:
             import numpy  # noqa: F401
+
             from grader import plain, remote, tripwire  # noqa: F401
         except Exception as exc:  # the graded calls will report it
             print(f"grader.kernel: preload failed: {exc}", file=sys.stderr)

@@ -73,7 +73,8 @@ def findings(source: str | ast.Module | None, modules: set[str] = frozenset()) -
         for target in targets:
             if isinstance(target, ast.Name) and target.id in TEST_NAMES:
                 say(f"rebinds {target.id}")
-            while isinstance(target, (ast.Subscript, ast.Attribute)) and isinstance(target.value, (ast.Subscript, ast.Attribute)):
+            nested = (ast.Subscript, ast.Attribute)
+            while isinstance(target, nested) and isinstance(target.value, nested):
                 target = target.value
             while isinstance(target, ast.Subscript):
                 target = target.value

@@ -31,7 +31,6 @@ from jupyter_core.utils import ensure_async
 
 from . import checks, plain, remote
 
-
 _here = threading.local()
 
 

@@ -12,7 +12,8 @@ last one is recognised by a fingerprint of the compiled code, whatever file
 name it was compiled under).
 
 Which functions are graded, and what each of them may not run, is declared in
-``grader/rules.py`` (the anti-cheat rules, in one place); see ``grader/AUTHORING.md``.  :func:`watch` is sealed when this
+``grader/rules.py`` (the anti-cheat rules, in one place); see ``grader/AUTHORING.md``.
+:func:`watch` is sealed when this
 module is imported (before a grading kernel runs any cell): it holds its own frozen
 copy of the rules and of everything it calls, so that a notebook rewriting this
 module, ``builtins`` or the standard library does not change what it checks.

@@ -164,8 +164,8 @@ def test_alexnet_original_layers():
     assert rows["flatten1"].output_shape == (9216,)
     assert rows["fc1"].params == 9216 * 4096 + 4096
     # Grouping is the only difference from an ungrouped net with the same widths.
-    ungrouped = [Conv(l.out_channels, l.kernel, l.stride, l.padding) if isinstance(l, Conv) else l
-                 for l in arch.ALEXNET_ORIGINAL]
+    ungrouped = [Conv(layer.out_channels, layer.kernel, layer.stride, layer.padding)
+                 if isinstance(layer, Conv) else layer for layer in arch.ALEXNET_ORIGINAL]
     assert arch.summarize(ungrouped, (3, 227, 227)).total_params == 62_378_344
 
 

@@ -30,9 +30,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import reader_checks
 import yaml
+from browser import VIRTUAL_TIME_MS, Page, chromium, dump_dom, run_chromium, static_page, untypeset_math
 from bs4 import BeautifulSoup
-from browser import (VIRTUAL_TIME_MS, Page, chromium, dump_dom, run_chromium,
-                     static_page, untypeset_math)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT_DIR = ROOT / "_build" / "screenshots"
@@ -228,7 +227,8 @@ def check_links(html_dir: Path, page_path: Path, dom: Page) -> list[str]:
         if frag and target.suffix == ".html":
             ids = dom.ids if target == page_path else static_page(target).ids
             if frag not in ids:
-                problems.append(f"link {href!r}: no element with id {frag!r} in {target.relative_to(html_dir.resolve())}")
+                where = target.relative_to(html_dir.resolve())
+                problems.append(f"link {href!r}: no element with id {frag!r} in {where}")
     return problems
 
 
@@ -362,7 +362,9 @@ def test_the_whole_book_prints_to_one_pdf(html, published):
     assert single.returncode == 0, (single.stdout + single.stderr)[-5000:]
     assert "Executing notebook" not in single.stdout + single.stderr, "the single page executed again"
     reader = pypdf.PdfReader(published["pdf"])
-    squeeze = lambda text: re.sub(r"[\s#¶]", "", text)
+
+    def squeeze(text):
+        return re.sub(r"[\s#¶]", "", text)
 
     def titles(outline):
         for item in outline:

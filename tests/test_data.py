@@ -6,7 +6,6 @@ import pytest
 
 from cnnlib import data
 
-
 # ---------------------------------------------------------------- scikit-learn digits
 
 

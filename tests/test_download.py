@@ -46,10 +46,10 @@ def test_the_download_holds_the_chapters_the_wheel_and_pinned_requirements(cours
     packages = {str(p.parent.relative_to(ROOT)) for p in (ROOT / "cnnlib").rglob("__init__.py")}
     assert packages == {n.rsplit("/", 1)[0] for n in names if n.endswith("/__init__.py")}
     assert not any(n.startswith("grader/") for n in names)
-    lines = [l for l in (course / "requirements.txt").read_text().splitlines()
-             if l and not l.startswith("#")]
+    lines = [line for line in (course / "requirements.txt").read_text().splitlines()
+             if line and not line.startswith("#")]
     assert lines[-1] == f"./{wheel.name}"
-    pins = dict(l.split("==") for l in lines[:-1])
+    pins = dict(line.split("==") for line in lines[:-1])
     assert {"numpy", "matplotlib", "scikit-learn", "mlxtend", "torch", "jupyterlab"} <= set(pins)
 
 

@@ -32,8 +32,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from planted import a1_convolution as planted  # noqa: E402
-from planted._cli import LIMITS, grader, rows  # noqa: E402
 from planted import attacks  # noqa: E402
+from planted._cli import LIMITS, grader, rows  # noqa: E402
 
 ASSIGNMENT = "a1-convolution"
 FULL = planted.FULL

@@ -17,7 +17,9 @@ def module_gradcheck(module, x, rng):
     module.zero_grad()
     module(x)
     dx = module.backward(dy)
-    loss = lambda _: float(np.sum(module(x) * dy))
+
+    def loss(_):
+        return float(np.sum(module(x) * dy))
     errors = {"x": relative_error(dx, numerical_gradient(loss, x))}
     for name, p in module.named_parameters():
         errors[name] = relative_error(p.grad, numerical_gradient(loss, p.data))
@@ -252,7 +254,8 @@ def test_design_document_exists_where_functional_points_and_names_every_module()
     design = (ROOT / pointer).read_text()
     assert "## The functional contract" in design
     # The first cell of each row of the module table: `nn.py`, `functional/`, ...
-    named = {m for cell in re.findall(r"^\| (.+?) \|", design, flags=re.M) for m in re.findall(r"`(\w+)(?:\.py|/)`", cell)}
+    named = {m for cell in re.findall(r"^\| (.+?) \|", design, flags=re.M)
+             for m in re.findall(r"`(\w+)(?:\.py|/)`", cell)}
     modules = {p.stem for p in (ROOT / "cnnlib").glob("*.py") if p.stem != "__init__"} | {"functional"}
     assert modules <= named, f"modules missing from cnnlib/DESIGN.md: {sorted(modules - named)}"
     # Every backward the contract names by example exists (``op_backward`` is the generic form).

@@ -176,7 +176,8 @@ def book_labels() -> dict[str, Path]:
         for i, line in enumerate(lines):
             m = LABEL.match(line)
             if m:
-                assert i + 1 < len(lines) and lines[i + 1].startswith("#"), f"{path.name}: ({m.group(1)})= is not above a heading"
+                assert i + 1 < len(lines) and lines[i + 1].startswith("#"), \
+                    f"{path.name}: ({m.group(1)})= is not above a heading"
                 assert m.group(1) not in labels, f"label {m.group(1)} defined twice"
                 labels[m.group(1)] = path
     return labels

@@ -9,7 +9,14 @@
 """
 from .attribution import activation_maximization, class_activation_map, grad_cam, saliency
 from .invariance import ShiftInvariance, shift_invariance
-from .spectra import (SpectrumReport, condition_number, effective_rank, eigenvalues, numerical_rank,
-                      singular_values, spectrum_report, weight_matrix)
-from .units import (FilterRedundancy, activations, dead_relu_fraction, filter_redundancy,
-                    relu_zero_fraction)
+from .spectra import (
+                      SpectrumReport,
+                      condition_number,
+                      effective_rank,
+                      eigenvalues,
+                      numerical_rank,
+                      singular_values,
+                      spectrum_report,
+                      weight_matrix,
+)
+from .units import FilterRedundancy, activations, dead_relu_fraction, filter_redundancy, relu_zero_fraction

@@ -11,8 +11,24 @@ Where things live: ``sizes`` (output size, fits, receptive field, parameters, MA
 (the ready-made specs).
 """
 from .layers import FC, Conv, Flatten, Layer, Pool, ReLU
-from .networks import (ALEXNET, ALEXNET_INPUT, ALEXNET_ORIGINAL, ALEXNET_ORIGINAL_INPUT, LENET5,
-                       LENET5_INPUT, VGG16, VGG16_INPUT)
-from .sizes import (activation_bytes, approx_conv_macs, conv_macs, conv_params, fits, output_size,
-                    receptive_field, unshared_params)
+from .networks import (
+                       ALEXNET,
+                       ALEXNET_INPUT,
+                       ALEXNET_ORIGINAL,
+                       ALEXNET_ORIGINAL_INPUT,
+                       LENET5,
+                       LENET5_INPUT,
+                       VGG16,
+                       VGG16_INPUT,
+)
+from .sizes import (
+                       activation_bytes,
+                       approx_conv_macs,
+                       conv_macs,
+                       conv_params,
+                       fits,
+                       output_size,
+                       receptive_field,
+                       unshared_params,
+)
 from .summary import Row, Summary, format_summary, summarize
