@@ -6,12 +6,12 @@ take turns in blocks of rounds, so that load from other processes on a shared ma
 alike, each block after a pause that lets the other library's threads settle; the medians and
 their ratios are what to read.
 
-Three more columns put each time in context. "x GEMM" divides a convolution's time by a bare
+More columns put each time in context. "x GEMM" divides a convolution's time by a bare
 NumPy matmul of the very GEMM it performs, timed in the same blocks: the forward by
 ``W (C_out x C_in k^2) @ columns (C_in k^2 x N H_out W_out)``, the backward by its two GEMMs
 (``dW = dy @ columns^T`` and ``dcolumns = W^T @ dy``), one per group for a grouped convolution.
 "peak MB" is the most memory one call allocates at any moment, result included (tracemalloc
-around a single call, timed separately), and "x in+out" the same as a multiple of the bytes of
+around a single call, apart from the timed rounds), and "x in+out" the same as a multiple of the bytes of
 the call's array arguments and results. The training-step row times one step (forward,
 backward, Adam) of the LeNet-style network of chapter 9 on 64 MNIST digits in both libraries.
 Last, the digits CNN is trained in a fresh process to measure its time, accuracy and peak memory.
