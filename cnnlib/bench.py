@@ -11,8 +11,8 @@ NumPy matmul of the very GEMM it performs, timed in the same blocks: the forward
 ``W (C_out x C_in k^2) @ columns (C_in k^2 x N H_out W_out)``, the backward by its two GEMMs
 (``dW = dy @ columns^T`` and ``dcolumns = W^T @ dy``), one per group for a grouped convolution.
 "peak MB" is the most memory one call allocates at any moment, result included (tracemalloc
-around a single call, apart from the timed rounds), and "x in+out" the same as a multiple of the bytes of
-the call's array arguments and results. The training-step row times one step (forward,
+around a single call, apart from the timed rounds), and "x in+out" the same as a multiple of the
+bytes of the call's array arguments and results. The training-step row times one step (forward,
 backward, Adam) of the LeNet-style network of chapter 9 on 64 MNIST digits in both libraries.
 Last, the digits CNN is trained in a fresh process to measure its time, accuracy and peak memory.
 """
