@@ -256,12 +256,12 @@ def torch_mnist_cnn(torch):
 def bench_training_step(rounds: int, batch: int = 64, settle: float = SETTLE_S) -> Row:
     """ms per training step (forward, cross-entropy, backward, Adam) of :func:`mnist_cnn` on one
     batch of MNIST digits, against the same network in PyTorch; both keep training as timed."""
-    import cnnlib
     from . import data, losses, optim
+    from .random import seed
     torch = _torch()
     x, y = (v[:batch] for v in data.load_mnist()[:2])
     x = x.astype(np.float32)
-    cnnlib.seed(0)
+    seed(0)
     model, loss = mnist_cnn(), losses.CrossEntropyLoss()
     adam = optim.Adam(model.parameters(), lr=1e-3)
 
