@@ -75,7 +75,7 @@ def from_grid(a: np.ndarray, out: Sequence[int]) -> np.ndarray:
     return a[(..., *(slice(0, n) for n in out))]
 
 
-def _runs(padded, kernel, dilation, length):
+def offset_runs(padded, kernel, dilation, length):
     """Per kernel offset on the flat padded input: (offset, start, how much of the run exists)."""
     steps = [prod(padded[i + 1:]) for i in range(len(padded))]
     total = prod(padded)
@@ -97,7 +97,7 @@ def im2col(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int],
             col[(slice(None), *offset)] = source[(slice(None), slice(None), *window)]
         return col
     flat, runs = source.reshape(c, n, -1), col.reshape(c, *kernel, n, -1)
-    for offset, start, length in _runs(padded, kernel, dilation, runs.shape[-1]):
+    for offset, start, length in offset_runs(padded, kernel, dilation, runs.shape[-1]):
         runs[(slice(None), *offset, slice(None), slice(0, length))] = flat[:, :, start:start + length]
         runs[(slice(None), *offset, slice(None), slice(length, None))] = 0  # keep wrapped values finite
     return col
@@ -117,6 +117,6 @@ def col2im(col: np.ndarray, padded: Sequence[int], stride: Sequence[int],
             target[(slice(None), slice(None), *window)] += col[(slice(None), *offset)]
     else:
         flat, runs = target.reshape(c, n, -1), col.reshape(c, *kernel, n, -1)
-        for offset, start, length in _runs(padded, kernel, dilation, runs.shape[-1]):
+        for offset, start, length in offset_runs(padded, kernel, dilation, runs.shape[-1]):
             flat[:, :, start:start + length] += runs[(slice(None), *offset, slice(None), slice(0, length))]
     return target.swapaxes(0, 1)

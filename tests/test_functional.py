@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as T
 
 from cnnlib import functional as F
-from cnnlib.functional import conv as conv_module
 from cnnlib import reference
+from cnnlib.functional import conv as conv_module
 from cnnlib.gradcheck import gradcheck
 
 CONV = {1: (F.conv1d, F.conv1d_backward, T.conv1d),
@@ -147,6 +147,36 @@ def test_columns_built_a_few_samples_at_a_time_change_nothing(nd, monkeypatch):
         np.testing.assert_allclose(dw, wt.grad.numpy(), atol=1e-11, err_msg=str(args))
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_shifted_and_im2col_convolutions_agree_with_torch_on_the_same_inputs(nd, dtype, monkeypatch):
+    """conv.py picks the algorithm by shape (SHIFTED_MIN_CHANNELS, SHIFTED_MIN_POSITIONS): force
+    each in turn, and sum the shifted one sample at a time (SHIFTED_BYTES) too; the backward's
+    input gradient (a transposed convolution) and weight gradient take the same two paths."""
+    monkeypatch.setattr(conv_module, "SHIFTED_MIN_POSITIONS", 1)
+    rng = np.random.default_rng(60 + nd)
+    forward, backward, torch_forward = CONV[nd]
+    atol = 1e-4 if dtype == np.float32 else 1e-12
+    for _ in range(15):
+        x, w, b, args = random_conv_case(rng, nd, small=True)
+        args["stride"] = 1 if args["padding"] != "same" and rng.random() < 0.7 else args["stride"]
+        x, w = x.astype(dtype), w.astype(dtype)
+        xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+        expected = torch_forward(xt, wt, None, **args)
+        expected.sum().backward()
+        expected, expected_dx, expected_dw = expected.detach().numpy(), xt.grad.numpy(), wt.grad.numpy()
+        for min_channels, sample_bytes in ((1, 1 << 20), (1, 1), (10 ** 9, 1 << 20)):
+            monkeypatch.setattr(conv_module, "SHIFTED_MIN_CHANNELS", min_channels)
+            monkeypatch.setattr(conv_module, "SHIFTED_BYTES", sample_bytes)
+            y = forward(x, w, None, **args)
+            assert y.dtype == dtype
+            np.testing.assert_allclose(y, expected, atol=atol, err_msg=str(args))
+            dx, dw, _ = backward(np.ones_like(y), x, w, **args)
+            np.testing.assert_allclose(dx, expected_dx, atol=atol * 10, err_msg=str(args))
+            np.testing.assert_allclose(dw, expected_dw, atol=atol * 10, err_msg=str(args))
+
+
 def random_transpose_case(rng):
     groups = int(rng.choice([1, 2]))
     c_in, c_out = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 3))
@@ -246,8 +276,9 @@ POOL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", POOL_CASES + [dict(kernel_size=3, stride=2, dilation=2),
-                                               dict(kernel_size=2, stride=1, padding=1, dilation=(2, 3), ceil_mode=True)])
+@pytest.mark.parametrize("case", POOL_CASES + [
+    dict(kernel_size=3, stride=2, dilation=2),
+    dict(kernel_size=2, stride=1, padding=1, dilation=(2, 3), ceil_mode=True)])
 def test_max_pool2d_matches_naive_torch_and_numerical_gradient(case):
     rng = np.random.default_rng(50)
     for shape in [(2, 3, 9, 8), (1, 2, 7, 11), (1, 1, 6, 6)]:
