@@ -46,6 +46,7 @@ book: setup _build/.engine-stamp
 GRADER_TESTS := tests/test_grader.py tests/test_grader_integrity.py tests/test_grader_assignments.py \
                 tests/test_grader_isolation.py tests/test_grader_workflow.py
 test: setup
+	$(VENV)/bin/ruff check .
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax $(addprefix --ignore=,$(GRADER_TESTS))
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile $(GRADER_TESTS)
 

@@ -40,11 +40,8 @@ from math import prod
 
 import numpy as np
 
-from .._params import (IntOrTuple, as_array, as_tuple, check_bias, check_gradient, conv_padding,
-                       window_count)
-from ..im2col import (col2im, from_grid, grid, im2col, pad_for_windows, padding_after,
-                      offset_runs, to_grid)
-
+from .._params import IntOrTuple, as_array, as_tuple, check_bias, check_gradient, conv_padding, window_count
+from ..im2col import col2im, from_grid, grid, im2col, offset_runs, pad_for_windows, padding_after, to_grid
 
 # im2col copies the input once per kernel offset. Building the columns a few samples at a time
 # keeps each column buffer under this size, so malloc recycles it from call to call instead of
@@ -280,75 +277,72 @@ def _conv_transpose_backward(op, nd, dy, x, weight, stride, padding, output_padd
 # ---------------------------------------------------------------------------------------------
 # Public API. Shapes: N batch, C channels, k kernel size, g groups.
 
-_CONV_DOC = """{nd}-D convolution (cross-correlation, no kernel flip), as ``torch.nn.functional.conv{nd}d``.
-
-    Args:
-        x: input of shape {x_shape}.
-        weight: filters of shape (C_out, C_in / groups, {k_shape}).
-        bias: optional (C_out,) added to every output position.
-        stride: step between windows, an int or a {nd}-tuple, positive.
-        padding: zeros added on both sides, an int or a {nd}-tuple, or ``'valid'`` (none) or
-            ``'same'`` (output size equals input size; stride 1 only; an odd total puts the
-            extra zero at the end).
-        dilation: spacing between kernel taps, positive.
-        groups: split channels into ``groups`` independent convolutions.
-
-    Returns:
-        y of shape {y_shape}, with out = floor((n + 2p - d(k - 1) - 1) / s) + 1 per axis.
-    """
-
-_CONV_BACKWARD_DOC = """Gradients of :func:`conv{nd}d` given the upstream gradient ``dy``.
-
-    Args:
-        dy: gradient of the loss with respect to the output, shape {y_shape}.
-        x, weight, stride, padding, dilation, groups: exactly as passed to the forward.
-
-    Returns:
-        (dx, dweight, dbias): shapes {x_shape}, weight.shape and (C_out,). ``dx`` is the transposed
-        convolution of ``dy`` with the same weight, ``dweight`` the correlation of ``x`` with ``dy``.
-    """
-
-_SHAPES = {
-    1: dict(x_shape="(N, C_in, L)", k_shape="kL", y_shape="(N, C_out, L_out)"),
-    2: dict(x_shape="(N, C_in, H, W)", k_shape="kH, kW", y_shape="(N, C_out, H_out, W_out)"),
-    3: dict(x_shape="(N, C_in, D, H, W)", k_shape="kD, kH, kW", y_shape="(N, C_out, D_out, H_out, W_out)"),
-}
-
-
-def conv1d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, stride: IntOrTuple = 1,
-           padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> np.ndarray:
-    return _conv("conv1d", 1, x, weight, bias, stride, padding, dilation, groups)
-
-
 def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, stride: IntOrTuple = 1,
            padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> np.ndarray:
+    """2-D convolution (cross-correlation, no kernel flip), as ``torch.nn.functional.conv2d``.
+
+    Inputs:
+    - x: input of shape (N, C_in, H, W).
+    - weight: filters of shape (C_out, C_in / groups, kH, kW).
+    - bias: optional (C_out,) added to every output position.
+    - stride: step between windows, an int or a pair, positive.
+    - padding: zeros added on both sides, an int or a pair, or ``'valid'`` (none) or ``'same'``
+      (output size equals input size; stride 1 only; an odd total puts the extra zero at the end).
+    - dilation: spacing between kernel taps, positive.
+    - groups: split channels into ``groups`` independent convolutions.
+
+    Returns:
+    - y of shape (N, C_out, H_out, W_out), with out = floor((n + 2p - d(k - 1) - 1) / s) + 1 per axis.
+    """
     return _conv("conv2d", 2, x, weight, bias, stride, padding, dilation, groups)
-
-
-def conv3d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, stride: IntOrTuple = 1,
-           padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> np.ndarray:
-    return _conv("conv3d", 3, x, weight, bias, stride, padding, dilation, groups)
-
-
-def conv1d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray, stride: IntOrTuple = 1,
-                    padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1):
-    return _conv_backward("conv1d_backward", 1, dy, x, weight, stride, padding, dilation, groups)
 
 
 def conv2d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray, stride: IntOrTuple = 1,
                     padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1):
+    """Gradients of :func:`conv2d` given the upstream gradient ``dy``.
+
+    Inputs:
+    - dy: gradient of the loss with respect to the output, shape (N, C_out, H_out, W_out).
+    - x, weight, stride, padding, dilation, groups: exactly as passed to the forward.
+
+    Returns:
+    - (dx, dweight, dbias) of shapes (N, C_in, H, W), weight.shape and (C_out,). ``dx`` is the
+      transposed convolution of ``dy`` with the same weight, ``dweight`` the correlation of ``x``
+      with ``dy``.
+    """
     return _conv_backward("conv2d_backward", 2, dy, x, weight, stride, padding, dilation, groups)
+
+
+def conv1d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> np.ndarray:
+    """:func:`conv2d` along one axis, as ``torch.nn.functional.conv1d``.
+
+    Inputs: x (N, C_in, L), weight (C_out, C_in / groups, kL), the rest as for conv2d.
+    Returns: y (N, C_out, L_out).
+    """
+    return _conv("conv1d", 1, x, weight, bias, stride, padding, dilation, groups)
+
+
+def conv1d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray, stride: IntOrTuple = 1,
+                    padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1):
+    """Gradients of :func:`conv1d`: dy (N, C_out, L_out) -> (dx, dweight, dbias), as conv2d_backward."""
+    return _conv_backward("conv1d_backward", 1, dy, x, weight, stride, padding, dilation, groups)
+
+
+def conv3d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> np.ndarray:
+    """:func:`conv2d` along three axes, as ``torch.nn.functional.conv3d``.
+
+    Inputs: x (N, C_in, D, H, W), weight (C_out, C_in / groups, kD, kH, kW), the rest as for conv2d.
+    Returns: y (N, C_out, D_out, H_out, W_out).
+    """
+    return _conv("conv3d", 3, x, weight, bias, stride, padding, dilation, groups)
 
 
 def conv3d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray, stride: IntOrTuple = 1,
                     padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1):
+    """Gradients of :func:`conv3d`: dy (N, C_out, D_out, H_out, W_out) -> (dx, dweight, dbias)."""
     return _conv_backward("conv3d_backward", 3, dy, x, weight, stride, padding, dilation, groups)
-
-
-for _nd, (_f, _b) in {1: (conv1d, conv1d_backward), 2: (conv2d, conv2d_backward),
-                      3: (conv3d, conv3d_backward)}.items():
-    _f.__doc__ = _CONV_DOC.format(nd=_nd, **_SHAPES[_nd])
-    _b.__doc__ = _CONV_BACKWARD_DOC.format(nd=_nd, **_SHAPES[_nd])
 
 
 def conv_transpose2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
@@ -359,18 +353,18 @@ def conv_transpose2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None 
     It is the adjoint of :func:`conv2d` with the same weight: every input pixel scatters a copy
     of the kernel, scaled by the pixel, into the output at ``stride`` spacing; overlaps add up.
 
-    Args:
-        x: input of shape (N, C_in, H, W).
-        weight: (C_in, C_out / groups, kH, kW), note the order: the transpose of a conv weight.
-        bias: optional (C_out,).
-        stride, dilation: as for the convolution this transposes, positive.
-        padding: rows/columns cropped from each side of the full output, non-negative.
-        output_padding: extra rows/columns at the bottom/right, each smaller than the stride
-            or the dilation; picks among the input sizes a strided conv maps to the same size.
-        groups: independent channel groups.
+    Inputs:
+    - x: input of shape (N, C_in, H, W).
+    - weight: (C_in, C_out / groups, kH, kW), note the order: the transpose of a conv weight.
+    - bias: optional (C_out,).
+    - stride, dilation: as for the convolution this transposes, positive.
+    - padding: rows/columns cropped from each side of the full output, non-negative.
+    - output_padding: extra rows/columns at the bottom/right, each smaller than the stride
+      or the dilation; picks among the input sizes a strided conv maps to the same size.
+    - groups: independent channel groups.
 
     Returns:
-        y of shape (N, C_out, H_out, W_out), H_out = (H - 1)s - 2p + d(kH - 1) + output_padding + 1.
+    - y of shape (N, C_out, H_out, W_out), H_out = (H - 1)s - 2p + d(kH - 1) + output_padding + 1.
     """
     return _conv_transpose("conv_transpose2d", 2, x, weight, bias, stride, padding,
                            output_padding, groups, dilation)
@@ -383,8 +377,8 @@ def conv_transpose2d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray,
     """Gradients of :func:`conv_transpose2d` given the upstream gradient ``dy`` (N, C_out, H_out, W_out).
 
     Returns:
-        (dx, dweight, dbias) with shapes (N, C_in, H, W), weight.shape, (C_out,). ``dx`` is the
-        ordinary convolution of ``dy`` with the same weight.
+    - (dx, dweight, dbias) with shapes (N, C_in, H, W), weight.shape, (C_out,). ``dx`` is the
+      ordinary convolution of ``dy`` with the same weight.
     """
     return _conv_transpose_backward("conv_transpose2d_backward", 2, dy, x, weight, stride,
                                     padding, output_padding, groups, dilation)
