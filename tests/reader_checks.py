@@ -29,7 +29,7 @@ def main_text(soup: BeautifulSoup) -> BeautifulSoup:
 def narration(soup: BeautifulSoup) -> list[str]:
     """Mentions of the source documents in the prose, citations (links to the bibliography) and
     code left out; a chapter may name them once, e.g. in a closing note."""
-    article = main_text(BeautifulSoup(str(main_text(soup)), "html.parser"))
+    article = BeautifulSoup(str(main_text(soup)), "html.parser")   # a copy: tags are removed below
     for tag in article.select("pre, code, script, style, mjx-container, .cell_input"):
         tag.decompose()
     for citation in article.select('.bibtex-citation, a[href*="bibliography.html#"]'):
