@@ -454,6 +454,10 @@ class Sequential(Module):
             dy = layer.backward(dy)
         return dy
 
+    def _named_children(self):
+        # Named by position alone, as in PyTorch: '3.body.0.weight', not 'layers.3.body.layers.0.weight'.
+        return ((str(i), layer) for i, layer in enumerate(self.layers))
+
     def __getitem__(self, index):
         return Sequential(*self.layers[index]) if isinstance(index, slice) else self.layers[index]
 
@@ -464,7 +468,7 @@ class Sequential(Module):
         return iter(self.layers)
 
     def __repr__(self):
-        return _module_repr(self, ((str(i), layer) for i, layer in enumerate(self.layers)))
+        return _module_repr(self, self._named_children())
 
 
 class Residual(Module):

@@ -67,6 +67,8 @@ def test_spectrum_report_covers_every_conv_and_linear_layer():
     report = analysis.spectrum_report(model)
     assert [row["name"] for row in report] == ["0.0", "0.2", "0.5", "1.body.0"]
     assert [row["layer"] for row in report] == ["Conv2d", "Conv2d", "Linear", "Linear"]
+    weights = [name[:-len(".weight")] for name, p in model.named_parameters() if p.data.ndim >= 2]
+    assert [row["name"] for row in report] == weights  # one naming scheme for both
     conv2 = report[1]
     s = np.linalg.svd(model[0][2].weight.data.reshape(5, -1), compute_uv=False)
     assert conv2["shape"] == (5, 4, 3, 3) and conv2["matrix"] == (5, 36)

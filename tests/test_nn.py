@@ -125,12 +125,23 @@ def test_optimisers_match_torch(kind):
     np.testing.assert_allclose(ours.data, theirs.detach().numpy(), atol=1e-12)
 
 
+def test_parameter_names_are_pytorchs_state_dict_keys():
+    ours = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Sequential(nn.Flatten(), nn.Linear(2, 3)),
+                         nn.BatchNorm2d(3))
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(),
+                                 torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2, 3)),
+                                 torch.nn.BatchNorm2d(3))
+    torch_keys = [k for k in theirs.state_dict() if not k.endswith("num_batches_tracked")]
+    assert sorted(ours.state_dict()) == sorted(torch_keys)
+    assert [n for n, _ in ours.named_modules()][:4] == ["", "0.", "1.", "2."]
+
+
 def test_module_bookkeeping():
     cnnlib.seed(5)
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
     assert model.num_parameters() == 4 * 9 + 4 + 144 * 10 + 10
-    assert [n for n, _ in model.named_parameters()] == ["layers.0.weight", "layers.0.bias",
-                                                        "layers.3.weight", "layers.3.bias"]
+    assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias",
+                                                        "3.weight", "3.bias"]
     head = model[:2]
     assert isinstance(head, nn.Sequential) and head[0] is model[0]
     state = model.state_dict()

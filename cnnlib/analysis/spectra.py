@@ -142,21 +142,13 @@ def numerical_rank(weight: Any, tol: float | None = None) -> int:
 
 
 def _weighted_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    """(name, layer) for every layer with a matrix weight (Conv, Linear), in the order of
-    ``model.named_modules()``. The name is nn's without the ``layers.`` that a Sequential puts
-    before each index ('layers.3.body.layers.0' is '3.body.0'): chapter 10 calls a layer by its
-    position in the Sequential."""
-    modules = list(model.named_modules())
-    # Innermost first: dropping an inner Sequential's 'layers.' leaves the outer prefixes intact.
-    sequentials = sorted((name for name, m in modules if isinstance(m, nn.Sequential)), key=len, reverse=True)
-    for name, module in modules:
+    """(name, layer) for every layer with a matrix weight (Conv, Linear), named and ordered as in
+    ``model.named_modules()`` ('3.body.0': the first layer of the body of the Sequential's
+    fourth layer); a model that is itself such a layer is named by its class."""
+    for name, module in model.named_modules():
         weight = getattr(module, "weight", None)
-        if not (isinstance(weight, nn.Parameter) and weight.data.ndim >= 2):
-            continue
-        for prefix in sequentials:
-            if name.startswith(prefix + "layers."):
-                name = prefix + name[len(prefix) + len("layers."):]
-        yield name.rstrip(".") or type(module).__name__, module
+        if isinstance(weight, nn.Parameter) and weight.data.ndim >= 2:
+            yield name.rstrip(".") or type(module).__name__, module
 
 
 class SpectrumReport(list):
