@@ -351,6 +351,16 @@ def test_avg_pool2d_matches_naive_torch_and_numerical_gradient(case, count_inclu
         assert errors[0] < 1e-7
 
 
+def test_relu_backward_keeps_nonfinite_gradients_only_where_x_is_positive():
+    x = np.array([[-1.0, 0.0, 2.0, -3.0, 4.0, np.nan]], dtype=np.float32)
+    dy = np.array([[np.nan, np.inf, np.nan, -np.inf, 1.5, 2.0]], dtype=np.float32)
+    xt = torch.tensor(x, requires_grad=True)
+    T.relu(xt).backward(torch.tensor(dy))
+    ours = F.relu_backward(dy, x)
+    assert ours.dtype == np.float32
+    np.testing.assert_array_equal(ours, xt.grad.numpy())  # [0, 0, nan, 0, 1.5, 2]: a NaN x passes dy
+
+
 def test_global_avg_pool_linear_activations_and_loss_gradients():
     rng = np.random.default_rng(70)
     x = rng.standard_normal((3, 4, 5, 6))
