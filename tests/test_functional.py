@@ -130,8 +130,9 @@ def test_conv_backward_matches_torch(nd):
 
 @pytest.mark.parametrize("nd", [1, 2, 3])
 def test_columns_built_a_few_samples_at_a_time_change_nothing(nd, monkeypatch):
-    """Large batches are convolved in slices (COLUMN_BYTES); force one sample per slice."""
+    """Large batches are convolved in slices (COLUMN_BYTES, FORWARD_BYTES); force one sample per slice."""
     monkeypatch.setattr(conv_module, "COLUMN_BYTES", 1)
+    monkeypatch.setattr(conv_module, "FORWARD_BYTES", (1, 1))
     rng = np.random.default_rng(50 + nd)
     forward, backward, torch_forward = CONV[nd]
     for _ in range(8):
@@ -472,3 +473,22 @@ def test_max_pool2d_nan_propagates_and_routes_gradient_like_pytorch(case):
     np.testing.assert_array_equal(F.max_pool2d_backward(dy, x, **case), xt.grad.numpy())
     np.testing.assert_array_equal(F.max_pool2d(x, **case, return_indices=True)[1],
                                   T.max_pool2d(xt, **case, return_indices=True)[1].numpy())
+
+
+@pytest.mark.parametrize("c_in, c_out, size, kernel, stride, groups", [
+    (32, 128, 16, 3, 1, 1),   # im2col, stride 1
+    (1, 32, 28, 5, 1, 1),     # one input channel
+    (16, 16, 32, 3, 2, 1),    # strided
+    (16, 16, 32, 3, 1, 16),   # depthwise
+])
+def test_a_forward_holds_at_most_twice_its_input_and_output(c_in, c_out, size, kernel, stride, groups):
+    """Issue 13's memory target, on problems above FORWARD_BYTES' floor: tracemalloc's peak
+    during one call (result included) over the bytes of x, weight and y."""
+    from cnnlib.bench import peak_bytes
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((32, c_in, size, size), dtype=np.float32)
+    w = rng.standard_normal((c_out, c_in // groups, kernel, kernel), dtype=np.float32)
+    args = dict(stride=stride, padding=kernel // 2, groups=groups)
+    y = F.conv2d(x, w, **args)
+    assert x.nbytes + y.nbytes > conv_module.FORWARD_BYTES[0]
+    assert peak_bytes(lambda: F.conv2d(x, w, **args)) <= 2 * (x.nbytes + w.nbytes + y.nbytes)
