@@ -492,3 +492,12 @@ def test_a_forward_holds_at_most_twice_its_input_and_output(c_in, c_out, size, k
     y = F.conv2d(x, w, **args)
     assert x.nbytes + y.nbytes > conv_module.FORWARD_BYTES[0]
     assert peak_bytes(lambda: F.conv2d(x, w, **args)) <= 2 * (x.nbytes + w.nbytes + y.nbytes)
+
+
+@pytest.mark.parametrize("n, sample_bytes, budget", [(64, 258, 16_000), (7, 10, 30), (5, 100, 1), (1, 5, 100)])
+def test_batch_slices_cover_the_batch_in_as_few_near_equal_slices_as_fit(n, sample_bytes, budget):
+    slices = conv_module._batches(n, sample_bytes, budget)
+    sizes = [s.stop - s.start for s in slices]
+    assert [s.start for s in slices] == [0, *np.cumsum(sizes)[:-1]] and sum(sizes) == n
+    per = max(1, budget // sample_bytes)
+    assert max(sizes) <= per and len(slices) == -(-n // per) and max(sizes) - min(sizes) <= 1
