@@ -151,10 +151,11 @@ def test_columns_built_a_few_samples_at_a_time_change_nothing(nd, monkeypatch):
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
 @pytest.mark.parametrize("nd", [1, 2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_shifted_and_im2col_convolutions_agree_with_torch_on_the_same_inputs(nd, dtype, monkeypatch):
-    """conv.py picks the algorithm by shape (SHIFTED_MIN_CHANNELS, SHIFTED_MIN_POSITIONS): force
-    each in turn, and sum the shifted one sample at a time (SHIFTED_BYTES) too; the backward's
-    input gradient (a transposed convolution) and weight gradient take the same two paths."""
+def test_shifted_per_sample_and_im2col_convolutions_agree_with_torch_on_the_same_inputs(nd, dtype, monkeypatch):
+    """conv.py picks the algorithm by shape (SAMPLE_GEMM_INNER, SHIFTED_MIN_CHANNELS,
+    SHIFTED_MIN_POSITIONS): force each in turn, and sum the shifted one sample at a time
+    (SHIFTED_BYTES) too; the backward's input gradient (a transposed convolution) and weight
+    gradient take the shifted and im2col paths."""
     monkeypatch.setattr(conv_module, "SHIFTED_MIN_POSITIONS", 1)
     rng = np.random.default_rng(60 + nd)
     forward, backward, torch_forward = CONV[nd]
@@ -163,14 +164,18 @@ def test_shifted_and_im2col_convolutions_agree_with_torch_on_the_same_inputs(nd,
         x, w, b, args = random_conv_case(rng, nd, small=True)
         args["stride"] = 1 if args["padding"] != "same" and rng.random() < 0.7 else args["stride"]
         x, w = x.astype(dtype), w.astype(dtype)
+        b = None if b is None else b.astype(dtype)
         xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
-        expected = torch_forward(xt, wt, None, **args)
+        expected = torch_forward(xt, wt, None if b is None else torch.tensor(b), **args)
         expected.sum().backward()
         expected, expected_dx, expected_dw = expected.detach().numpy(), xt.grad.numpy(), wt.grad.numpy()
-        for min_channels, sample_bytes in ((1, 1 << 20), (1, 1), (10 ** 9, 1 << 20)):
+        for inner, min_channels, sample_bytes in ((0, 1, 1 << 20), (0, 1, 1), (0, 10 ** 9, 1 << 20),
+                                                  (10 ** 9, 10 ** 9, 1 << 20)):
+            monkeypatch.setattr(conv_module, "SAMPLE_GEMM_INNER", inner)
+            monkeypatch.setattr(conv_module, "SAMPLE_GEMM_MIN_OUT", 1)
             monkeypatch.setattr(conv_module, "SHIFTED_MIN_CHANNELS", min_channels)
             monkeypatch.setattr(conv_module, "SHIFTED_BYTES", sample_bytes)
-            y = forward(x, w, None, **args)
+            y = forward(x, w, b, **args)
             assert y.dtype == dtype
             np.testing.assert_allclose(y, expected, atol=atol, err_msg=str(args))
             dx, dw, _ = backward(np.ones_like(y), x, w, **args)

@@ -1,7 +1,7 @@
 """Convolution (cross-correlation) in 1, 2 and 3 spatial dimensions, its transpose, and their
 gradients.
 
-Three kernels do all the work, each one im2col/col2im plus one GEMM per group:
+Three kernels do all the work, each in its plain form im2col/col2im plus one GEMM per group:
 
 * ``_correlate``:    y  = W  * x     (the forward convolution)
 * ``_transpose``:    x' = W^T * y    (its adjoint: the transposed convolution)
@@ -12,26 +12,25 @@ a transposed convolution of ``dy``, and the input gradient of a transposed convo
 convolution of ``dy``. Arguments reach these kernels already checked; only the public functions
 at the bottom validate.
 
-Which algorithm for which shape. im2col copies the input once per kernel offset into columns
-and then multiplies; with stride 1 the copy can be skipped (``_correlate_shifted``): for each
-kernel offset, one GEMM of the weight's slice (C_out/g, C_in/g) with a *shifted view* of the
-flat padded input, summed over the offsets a few samples at a time (in cache) and written
-straight into (N, C, ...). Same FLOPs, no columns, but prod(kernel) GEMMs whose inner size is
-only C_in/g. So ``_shifted_pays``: stride 1, at least 48 input and output channels per group,
-at least 256 output positions per sample; everything else (stride 2, one input channel,
-depthwise, 8x8 maps) keeps im2col. The input gradient of a stride-1 convolution takes the
-same rule: it is a correlation of ``dy`` with the flipped, transposed kernel.
+Which algorithm for which shape (``_correlate`` chooses; forced in turn in one run on the
+course's 2-core machine, float32, N=32, 3x3, padding 1, time over a bare GEMM of the same shape):
 
-Measured on the course's 2-core machine, float32, N=32, 3x3, padding 1, both algorithms
-forced in turn in one run (0.3 s pauses, medians; /tmp scripts, not kept), forward time over a
-bare GEMM of the same shape: 64->64 32x32: im2col 1.86x, shifted 1.47x; 48->64 32x32: 2.08x
-vs 1.46x; 64->64 16x16: 1.84x vs 1.54x; 128->128 16x16: 1.95x vs 1.61x; float64 64->64 32x32:
-1.61x vs 1.33x, with forward scratch memory 1.1-1.3x input+output instead of 2-3x. Losing or
-even: 32->128 16x16: 1.41x vs 3.55x; 32->128 32x32: 2.07x vs 2.00x; 128->128 8x8: 1.67x vs
-1.65x. Whole backward with dx shifted, dW still im2col, after/before: 64->64 32x32 0.79,
-128->128 16x16 0.88; with 32->128 16x16's dx shifted it was 1.27, hence "input *and* output".
-The weight gradient alone, shifted/im2col: 64->64 32x32 0.74, 128->128 16x16 0.92, 32->128
-16x16 1.02 (``_weight_grad_shifted``, same rule).
+* im2col: the input copied once per kernel offset into columns, then one GEMM per batch slice
+  and a reordering copy into (N, C, ...). The default: stride 2, depthwise, 8x8 maps, and
+  narrow layers (32->128 16x16: 1.41x, where the shifted view took 3.55x).
+* shifted views (``_correlate_shifted``), for stride 1 with at least 48 input and output
+  channels per group and 256 output positions (``_shifted_pays``): per kernel offset, one GEMM
+  of the weight's (C_out/g, C_in/g) slice with a shifted view of the flat padded input, summed
+  a few samples at a time in cache. No columns, but the GEMMs' inner size is only C_in/g.
+  64->64 32x32: 1.47x against im2col's 1.86x; 48->64 32x32 1.46x vs 2.08x; 128->128 16x16
+  1.61x vs 1.95x; even at 32->128 32x32 and 128->128 8x8. The input gradient of a stride-1
+  convolution (a correlation of ``dy`` with the flipped, transposed kernel) and the weight
+  gradient (``_weight_grad_shifted``) take the same rule: whole backward 0.79x of im2col's at
+  64->64 32x32, but 1.27x at 32->128 16x16, hence "input *and* output channels".
+* per sample (``_correlate_per_sample``), for inner sizes C_in/g * prod(kernel) under 128 with
+  at least 16 output channels per group (a layer on one input channel): such a GEMM is bound by writing
+  its output, so each sample's product goes straight into (N, C, ...), the bias as one more
+  weight column: 1.5-1.8x faster than im2col for one input channel.
 """
 from __future__ import annotations
 
@@ -41,26 +40,23 @@ from math import prod
 import numpy as np
 
 from .._params import IntOrTuple, as_array, as_tuple, check_bias, check_gradient, conv_padding, window_count
-from ..im2col import col2im, from_grid, grid, im2col, offset_runs, pad_for_windows, padding_after, to_grid
+from ..im2col import col2im, from_grid, grid, im2col, offset_runs, pad_for_windows, padding_after, to_grid, windows
 
-# im2col copies the input once per kernel offset. Building the columns a few samples at a time
-# keeps each column buffer under this size, so malloc recycles it from call to call instead of
-# mapping (and page-faulting) fresh memory every time, and peak memory no longer grows with the
-# batch. Measured on 2 cores: 20-25% faster for N=32, 64 channels, 32x32 (`python -m cnnlib.bench`).
-# The forward takes smaller slices: its columns and their product together hold at most half its
-# input and output bytes, clamped to FORWARD_BYTES, so that a forward's peak memory stays near
-# 2x its input and output. Measured in one run: no slower on the bench's layers, and the
-# depthwise layer 2.6x faster (its slices stay in cache); the backward's products over a slice
-# were slower with slices this small.
+# Columns are built a few samples at a time, so memory does not grow with the batch and malloc
+# recycles the buffer instead of page-faulting fresh memory (20-25% faster at N=32, 64 channels,
+# 32x32). The backward's slices hold up to COLUMN_BYTES of columns (smaller ones slowed its
+# GEMMs); the forward's columns and product hold half the call's input and output bytes,
+# clamped to FORWARD_BYTES, so a forward peaks near twice its input and output (and a depthwise
+# forward, its slices in cache, ran 2.6x faster).
 COLUMN_BYTES = 16 << 20
 FORWARD_BYTES = (1 << 20, 4 << 20)
 
-# When to skip the columns (the module docstring gives the measurements): stride 1, at least
-# this many input and output channels per group, at least this many output positions per
-# sample. The partial outputs are summed a few samples at a time, at most SHIFTED_BYTES, in cache.
+# The rules of the module docstring; shifted partial sums are kept to SHIFTED_BYTES, in cache.
 SHIFTED_MIN_CHANNELS = 48
 SHIFTED_MIN_POSITIONS = 256
 SHIFTED_BYTES = 1 << 20
+SAMPLE_GEMM_INNER = 128
+SAMPLE_GEMM_MIN_OUT = 16  # a depthwise layer's per-sample products are matrix-vector: 1.2x slower
 
 
 def _shifted_pays(stride, c_out, c_in, groups, positions):
@@ -80,24 +76,54 @@ def _column_batches(n, channels, kernel, g, dtype):
     return _batches(n, channels * prod(kernel) * prod(g) * np.dtype(dtype).itemsize)
 
 
-def _correlate(x, weight, stride, before, dilation, groups, out):
-    """x (N, C_in, *in), weight (C_out, C_in/g, *k) -> (N, C_out, *out), without bias."""
+def _forward_budget(x, y):
+    """Bytes of columns and product per forward slice: half the call's input and output, clamped."""
+    lowest, highest = FORWARD_BYTES
+    return min(max((x.nbytes + y.nbytes) // 2, lowest), highest)
+
+
+def _correlate(x, weight, stride, before, dilation, groups, out, bias=None):
+    """x (N, C_in, *in), weight (C_out, C_in/g, *k), bias (C_out,) or None -> (N, C_out, *out)."""
+    if prod(weight.shape[1:]) < SAMPLE_GEMM_INNER and weight.shape[0] // groups >= SAMPLE_GEMM_MIN_OUT:
+        return _correlate_per_sample(x, weight, bias, stride, before, dilation, groups, out)
     if _shifted_pays(stride, weight.shape[0], x.shape[1], groups, prod(out)):
-        return _correlate_shifted(x, weight, before, dilation, groups, out)
+        return _add_bias(_correlate_shifted(x, weight, before, dilation, groups, out), bias)
     kernel, n, c_out = weight.shape[2:], x.shape[0], weight.shape[0]
     xp = pad_for_windows(x, before, kernel, stride, dilation, out)
     g = grid(xp.shape[2:], stride, out)
     w = weight.reshape(groups, c_out // groups, -1)
     y = np.empty((n, c_out, *out), dtype=x.dtype)
-    lowest, highest = FORWARD_BYTES
-    budget = min(max((x.nbytes + y.nbytes) // 2, lowest), highest)
-    for batch in _batches(n, (x.shape[1] * prod(kernel) + c_out) * prod(g) * x.itemsize, budget):
+    sample_bytes = (x.shape[1] * prod(kernel) + c_out) * prod(g) * x.itemsize
+    for batch in _batches(n, sample_bytes, _forward_budget(x, y)):
         col = im2col(xp[batch], kernel, stride, dilation, out)
         m = col.shape[1 + len(kernel)]
         y_cols = np.matmul(w, col.reshape(groups, -1, m * prod(g)))
         y[batch] = from_grid(y_cols.reshape(c_out, m, *g), out).swapaxes(0, 1)
         del col, y_cols  # else they live on while the next slice allocates its own
-    return y
+    return _add_bias(y, bias)
+
+
+def _correlate_per_sample(x, weight, bias, stride, before, dilation, groups, out):
+    """:func:`_correlate` for short inner products: columns (m, g, C_in/g * prod(k) [+ 1], *out)
+    per slice, the last row ones when there is a bias, and one product per sample and group."""
+    kernel, n, c_in, c_out = weight.shape[2:], x.shape[0], x.shape[1], weight.shape[0]
+    xp = pad_for_windows(x, before, kernel, stride, dilation, out)
+    w = weight.reshape(groups, c_out // groups, -1)
+    inner = w.shape[2]
+    if bias is not None:
+        w = np.concatenate([w, bias.reshape(groups, -1, 1)], axis=2)
+    y = np.empty((n, c_out, prod(out)), dtype=x.dtype)
+    for batch in _batches(n, (c_in * prod(kernel) + groups) * prod(out) * x.itemsize, _forward_budget(x, y)):
+        m = len(y[batch])
+        col = np.empty((m, groups, w.shape[2], prod(out)), dtype=x.dtype)
+        col[:, :, inner:] = 1
+        taps = col[:, :, :inner].reshape(m, groups, c_in // groups, *kernel, *out, copy=False)
+        source = xp[batch].reshape(m, groups, c_in // groups, *xp.shape[2:])
+        for offset, window in windows(kernel, stride, dilation, out):
+            taps[(slice(None), slice(None), slice(None), *offset)] = source[(..., *window)]
+        np.matmul(w, col, out=y[batch].reshape(m, groups, c_out // groups, -1))
+        del col, taps  # else they live on while the next slice allocates its own
+    return y.reshape(n, c_out, *out)
 
 
 def _correlate_shifted(x, weight, before, dilation, groups, out):
@@ -235,8 +261,8 @@ def _add_bias(y, bias):
 
 def _conv(op, nd, x, weight, bias, stride, padding, dilation, groups):
     g = _conv_geometry(op, nd, x, weight, stride, padding, dilation, groups)
-    y = _correlate(g.x, g.weight, g.stride, g.before, g.dilation, g.groups, g.out)
-    return _add_bias(y, check_bias(op, bias, g.weight.shape[0], y.dtype))
+    bias = check_bias(op, bias, g.weight.shape[0], g.x.dtype)
+    return _correlate(g.x, g.weight, g.stride, g.before, g.dilation, g.groups, g.out, bias)
 
 
 def _conv_backward(op, nd, dy, x, weight, stride, padding, dilation, groups):
