@@ -130,9 +130,8 @@ def test_conv_backward_matches_torch(nd):
 
 @pytest.mark.parametrize("nd", [1, 2, 3])
 def test_columns_built_a_few_samples_at_a_time_change_nothing(nd, monkeypatch):
-    """Large batches are convolved in slices (COLUMN_BYTES, FORWARD_BYTES); force one sample per slice."""
-    monkeypatch.setattr(conv_module, "COLUMN_BYTES", 1)
-    monkeypatch.setattr(conv_module, "FORWARD_BYTES", (1, 1))
+    """Large batches are convolved in slices (SLICE_BYTES); force one sample per slice."""
+    monkeypatch.setattr(conv_module, "SLICE_BYTES", (1, 1))
     rng = np.random.default_rng(50 + nd)
     forward, backward, torch_forward = CONV[nd]
     for _ in range(8):
@@ -486,17 +485,21 @@ def test_max_pool2d_nan_propagates_and_routes_gradient_like_pytorch(case):
     (16, 16, 32, 3, 2, 1),    # strided
     (16, 16, 32, 3, 1, 16),   # depthwise
 ])
-def test_a_forward_holds_at_most_twice_its_input_and_output(c_in, c_out, size, kernel, stride, groups):
-    """Issue 13's memory target, on problems above FORWARD_BYTES' floor: tracemalloc's peak
-    during one call (result included) over the bytes of x, weight and y."""
+def test_a_convolution_holds_at_most_twice_its_input_and_output(c_in, c_out, size, kernel, stride, groups):
+    """Issue 13's memory target, on problems above SLICE_BYTES' floor: tracemalloc's peak
+    during one call (results included) over the bytes of its arrays, forward and backward."""
     from cnnlib.bench import peak_bytes
     rng = np.random.default_rng(7)
     x = rng.standard_normal((32, c_in, size, size), dtype=np.float32)
     w = rng.standard_normal((c_out, c_in // groups, kernel, kernel), dtype=np.float32)
     args = dict(stride=stride, padding=kernel // 2, groups=groups)
     y = F.conv2d(x, w, **args)
-    assert x.nbytes + y.nbytes > conv_module.FORWARD_BYTES[0]
+    assert x.nbytes + y.nbytes > conv_module.SLICE_BYTES[0]
     assert peak_bytes(lambda: F.conv2d(x, w, **args)) <= 2 * (x.nbytes + w.nbytes + y.nbytes)
+    dy = np.ones_like(y)
+    grads = F.conv2d_backward(dy, x, w, **args)
+    io = dy.nbytes + x.nbytes + w.nbytes + sum(g.nbytes for g in grads)
+    assert peak_bytes(lambda: F.conv2d_backward(dy, x, w, **args)) <= 2 * io
 
 
 @pytest.mark.parametrize("n, sample_bytes, budget", [(64, 258, 16_000), (7, 10, 30), (5, 100, 1), (1, 5, 100)])
