@@ -81,7 +81,7 @@ def _correlate(x, weight, stride, before, dilation, groups, out, bias=None):
     if prod(weight.shape[1:]) < SAMPLE_GEMM_INNER and weight.shape[0] // groups >= SAMPLE_GEMM_MIN_OUT:
         return _correlate_per_sample(x, weight, bias, stride, before, dilation, groups, out)
     if _shifted_pays(stride, weight.shape[0], x.shape[1], groups, prod(out)):
-        return _add_bias(_correlate_shifted(x, weight, before, dilation, groups, out), bias)
+        return _correlate_shifted(x, weight, before, dilation, groups, out, bias)
     kernel, n, c_out = weight.shape[2:], x.shape[0], weight.shape[0]
     xp = pad_for_windows(x, before, kernel, stride, dilation, out)
     g = grid(xp.shape[2:], stride, out)
@@ -120,9 +120,10 @@ def _correlate_per_sample(x, weight, bias, stride, before, dilation, groups, out
     return y.reshape(n, c_out, *out)
 
 
-def _correlate_shifted(x, weight, before, dilation, groups, out):
+def _correlate_shifted(x, weight, before, dilation, groups, out, bias=None):
     """:func:`_correlate` for stride 1 without columns: one GEMM per kernel offset, each on a
-    shifted view of the flat padded input, summed a few samples at a time in cache."""
+    shifted view of the flat padded input, summed a few samples at a time in cache (the bias
+    joins the first sum rather than taking a pass of its own)."""
     kernel, n, c_in, c_out = weight.shape[2:], x.shape[0], x.shape[1], weight.shape[0]
     ones = (1,) * len(kernel)
     # One spare row at the end: the last offsets' runs overhang the last row by a few positions.
@@ -131,11 +132,12 @@ def _correlate_shifted(x, weight, before, dilation, groups, out):
     flat = xp.reshape(n, groups, c_in // groups, -1)
     w = np.moveaxis(weight.reshape(groups, c_out // groups, c_in // groups, -1), -1, 0).copy()
     y = np.empty((n, c_out, *out), dtype=x.dtype)
+    first = 0 if bias is None else bias.reshape(groups, -1, 1)
     for batch in _batches(n, c_out * prod(g) * x.dtype.itemsize, SHIFTED_BYTES):
         acc = part = None
         for w_offset, (_, start, _) in zip(w, offset_runs(xp.shape[2:], kernel, dilation, prod(g))):
             part = np.matmul(w_offset, flat[batch, :, :, start:start + prod(g)], out=part)
-            acc = part.copy() if acc is None else np.add(acc, part, out=acc)
+            acc = np.add(part, first) if acc is None else np.add(acc, part, out=acc)
         y[batch] = from_grid(acc.reshape(-1, c_out, *g), out)
     return y
 
