@@ -23,7 +23,9 @@ course's 2-core machine, float32, N=32, 3x3, padding 1, time over a bare GEMM of
   of the weight's (C_out/g, C_in/g) slice with a shifted view of the flat padded input, summed
   a few samples at a time in cache. No columns, but the GEMMs' inner size is only C_in/g.
   64->64 32x32: 1.47x against im2col's 1.86x; 48->64 32x32 1.46x vs 2.08x; 128->128 16x16
-  1.61x vs 1.95x; even at 32->128 32x32 and 128->128 8x8. The input gradient of a stride-1
+  1.61x vs 1.95x; even at 32->128 32x32 and 128->128 8x8. Copying the input once per tap of
+  the last kernel axis (k_W copies) makes the GEMMs k_W times deeper for a few more percent:
+  64->64 32x32 1.14-1.22x, 48->64 1.22-1.28x (two runs). The input gradient of a stride-1
   convolution (a correlation of ``dy`` with the flipped, transposed kernel) and the weight
   gradient (``_weight_grad_shifted``) take the same rule: whole backward 0.79x of im2col's at
   64->64 32x32, but 1.27x at 32->128 16x16, hence "input *and* output channels".
@@ -120,25 +122,43 @@ def _correlate_per_sample(x, weight, bias, stride, before, dilation, groups, out
     return y.reshape(n, c_out, *out)
 
 
-def _correlate_shifted(x, weight, before, dilation, groups, out, bias=None):
-    """:func:`_correlate` for stride 1 without columns: one GEMM per kernel offset, each on a
-    shifted view of the flat padded input, summed a few samples at a time in cache (the bias
-    joins the first sum rather than taking a pass of its own)."""
-    kernel, n, c_in, c_out = weight.shape[2:], x.shape[0], x.shape[1], weight.shape[0]
-    ones = (1,) * len(kernel)
+def _tap_stack(x, kernel, before, dilation, groups, out):
+    """The stride-1 layout both shifted kernels read. Returns the grid, the flat start of each
+    offset of the kernel's outer axes (all but the last), and ``stack(batch)``: that slice of
+    the flat padded input copied once per tap of the last axis, (m, g, k_W * C_in/g, length)."""
+    ones, taps, step = (1,) * len(kernel), kernel[-1], dilation[-1]
     # One spare row at the end: the last offsets' runs overhang the last row by a few positions.
     xp = pad_for_windows(x, before, kernel, ones, dilation, (out[0] + 1, *out[1:]))
     g = grid(xp.shape[2:], ones, out)
-    flat = xp.reshape(n, groups, c_in // groups, -1)
-    w = np.moveaxis(weight.reshape(groups, c_out // groups, c_in // groups, -1), -1, 0).copy()
+    flat = xp.reshape(x.shape[0], groups, x.shape[1] // groups, -1)
+    length = flat.shape[-1] - step * (taps - 1)
+    starts = [start for _, start, _ in offset_runs(xp.shape[2:], (*kernel[:-1], 1), dilation, prod(g))]
+
+    def stack(batch):
+        copies = np.stack([flat[batch, :, :, j * step:j * step + length] for j in range(taps)], 2)
+        return copies.reshape(*copies.shape[:2], -1, length)
+    return g, starts, stack
+
+
+def _correlate_shifted(x, weight, before, dilation, groups, out, bias=None):
+    """:func:`_correlate` for stride 1 with few columns: per slice of the batch, the input is
+    copied once per tap of the last kernel axis (k_W copies, not im2col's k^2), and every other
+    kernel offset is one GEMM, of inner size k_W * C_in/g, on a shifted view of that stack; the
+    products are summed in cache, the bias joining the first of them."""
+    n, c_in, c_out, taps = x.shape[0], x.shape[1], weight.shape[0], weight.shape[-1]
+    g, starts, stack = _tap_stack(x, weight.shape[2:], before, dilation, groups, out)
+    # (C_out, C_in/g, *outer, k_W) -> (outer offsets, g, C_out/g, k_W * C_in/g), as stacked
+    w = weight.reshape(groups, c_out // groups, c_in // groups, -1, taps)
+    w = w.transpose(3, 0, 1, 4, 2).reshape(len(starts), groups, c_out // groups, -1).copy()
     y = np.empty((n, c_out, *out), dtype=x.dtype)
     first = 0 if bias is None else bias.reshape(groups, -1, 1)
-    for batch in _batches(n, c_out * prod(g) * x.dtype.itemsize, SHIFTED_BYTES):
-        acc = part = None
-        for w_offset, (_, start, _) in zip(w, offset_runs(xp.shape[2:], kernel, dilation, prod(g))):
-            part = np.matmul(w_offset, flat[batch, :, :, start:start + prod(g)], out=part)
+    for batch in _batches(n, c_out * prod(g) * x.itemsize, SHIFTED_BYTES):
+        taps_b, acc, part = stack(batch), None, None
+        for w_outer, start in zip(w, starts):
+            part = np.matmul(w_outer, taps_b[..., start:start + prod(g)], out=part)
             acc = np.add(part, first) if acc is None else np.add(acc, part, out=acc)
         y[batch] = from_grid(acc.reshape(-1, c_out, *g), out)
+        del taps_b, acc, part  # else they live on while the next slice allocates its own
     return y
 
 
@@ -188,18 +208,21 @@ def _weight_grad(x, dy, kernel, stride, before, dilation, groups):
 
 
 def _weight_grad_shifted(x, dy, kernel, before, dilation, groups):
-    """:func:`_weight_grad` for stride 1 without columns: per kernel offset, dy times the
-    shifted view of the flat padded input, one small GEMM per sample, summed over the batch."""
-    n, c_in, out, c_out = x.shape[0], x.shape[1], dy.shape[2:], dy.shape[1]
-    ones = (1,) * len(kernel)
-    xp = pad_for_windows(x, before, kernel, ones, dilation, (out[0] + 1, *out[1:]))
-    g = grid(xp.shape[2:], ones, out)
-    flat = xp.reshape(n, groups, c_in // groups, -1)
+    """:func:`_weight_grad` for stride 1 with few columns: per offset of the kernel's outer
+    axes, dy times a shifted view of the input's tap stack (see :func:`_tap_stack`), one GEMM
+    per sample, summed over the batch."""
+    n, c_in, out, c_out, taps = x.shape[0], x.shape[1], dy.shape[2:], dy.shape[1], kernel[-1]
+    g, starts, stack = _tap_stack(x, kernel, before, dilation, groups, out)
     dy_g = to_grid(dy, g).reshape(n, groups, c_out // groups, -1)  # zeros at wrapped positions
-    dw = np.empty((prod(kernel), groups, c_out // groups, c_in // groups), dtype=x.dtype)
-    for i, (_, start, _) in enumerate(offset_runs(xp.shape[2:], kernel, dilation, prod(g))):
-        dw[i] = np.matmul(dy_g, flat[..., start:start + prod(g)].swapaxes(-1, -2)).sum(axis=0)
-    return np.moveaxis(dw, 0, -1).reshape(c_out, c_in // groups, *kernel)
+    dw = np.zeros((len(starts), groups, c_out // groups, taps * c_in // groups), dtype=x.dtype)
+    for batch in _slices(n, taps * c_in * prod(g) * x.itemsize, x, dy):
+        taps_b = stack(batch)
+        for dw_outer, start in zip(dw, starts):
+            dw_outer += np.matmul(dy_g[batch], taps_b[..., start:start + prod(g)].swapaxes(-1, -2)).sum(axis=0)
+        del taps_b  # else it lives on while the next slice allocates its own
+    # (outer offsets, g, C_out/g, k_W, C_in/g) -> (C_out, C_in/g, *outer, k_W)
+    dw = dw.reshape(len(starts), groups, c_out // groups, taps, c_in // groups)
+    return dw.transpose(1, 2, 4, 0, 3).reshape(c_out, c_in // groups, *kernel)
 
 
 @dataclass(frozen=True)
