@@ -30,9 +30,9 @@ course's 2-core machine, float32, N=32, 3x3, padding 1, time over a bare GEMM of
   gradient (``_weight_grad_shifted``) take the same rule: whole backward 0.79x of im2col's at
   64->64 32x32, but 1.27x at 32->128 16x16, hence "input *and* output channels".
 * per sample (``_correlate_per_sample``), for inner sizes C_in/g * prod(kernel) under 128 with
-  at least 16 output channels per group (a layer on one input channel): such a GEMM is bound by writing
-  its output, so each sample's product goes straight into (N, C, ...), the bias as one more
-  weight column: 1.5-1.8x faster than im2col for one input channel.
+  at least 16 output channels per group (a layer on one input channel): such a GEMM is bound by
+  writing its output, so each sample's product goes straight into (N, C, ...), the bias as one
+  more weight column: 1.5-1.8x faster than im2col for one input channel.
 """
 from __future__ import annotations
 
