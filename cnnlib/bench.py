@@ -3,8 +3,9 @@
 Times cnnlib's fast path, the naive loops of :mod:`cnnlib.reference` (on a reduced batch, scaled
 up linearly) and PyTorch on the CPU when it is installed, on float32 problems. The contenders
 take turns in blocks of rounds, so that load from other processes on a shared machine hits them
-alike, each block after a pause that lets the other library's threads settle; the medians and
-their ratios are what to read.
+alike, each block after a pause that lets the other library's threads settle. The times are
+medians over all rounds; a ratio is the median, over the blocks, of the ratio of two blocks that
+ran side by side, so that load which comes and goes during a run barely moves it.
 
 More columns put each time in context. "x GEMM" divides a convolution's time by a bare
 NumPy matmul of the very GEMM it performs, timed in the same blocks: the forward by
@@ -85,6 +86,8 @@ class Row:
     gflops: float | None = None
     peak: int | None = None          # bytes allocated at the peak of one call
     io_bytes: int | None = None      # bytes of the call's array arguments and results
+    vs_torch: float | None = None    # cnnlib over torch and over the GEMM, block by block
+    vs_gemm: float | None = None     # (Timing.ratio); else the ratio of the times above
 
 
 # After a GEMM, OpenBLAS's worker threads spin for about 0.1 s waiting for more work, and
@@ -95,18 +98,39 @@ SETTLE_S = 0.3
 BLOCK = 3
 
 
-def _median_times(contenders: dict, rounds: int, settle: float = SETTLE_S) -> dict[str, float]:
-    """Median seconds per contender, in alternating blocks of rounds."""
-    times = {name: [] for name in contenders}
-    while len(next(iter(times.values()))) < rounds:
+@dataclass
+class Timing:
+    """Each contender's seconds per call, block by block of alternating rounds."""
+    blocks: dict[str, list[list[float]]]
+
+    def __getitem__(self, name: str) -> float:
+        """The contender's median over all its rounds."""
+        return float(np.median([t for block in self.blocks[name] for t in block]))
+
+    def get(self, name: str) -> float | None:
+        return self[name] if name in self.blocks else None
+
+    def ratio(self, a: str, b: str) -> float | None:
+        """Median over the blocks of a's block median over b's, taken side by side."""
+        if b not in self.blocks:
+            return None
+        return float(np.median([np.median(x) / np.median(y) for x, y in zip(self.blocks[a], self.blocks[b])]))
+
+
+def _timing(contenders: dict, rounds: int, settle: float = SETTLE_S) -> Timing:
+    """Time each contender ``rounds`` times, in alternating blocks of BLOCK rounds."""
+    blocks = {name: [] for name in contenders}
+    for done in range(0, rounds, BLOCK):
         for name, fn in contenders.items():
             time.sleep(settle)
             fn()  # untimed: wakes this library's threads, touches its allocations
-            for _ in range(min(BLOCK, rounds - len(times[name]))):
+            block = []
+            for _ in range(min(BLOCK, rounds - done)):
                 start = time.perf_counter()
                 fn()
-                times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(t)) for name, t in times.items()}
+                block.append(time.perf_counter() - start)
+            blocks[name].append(block)
+    return Timing(blocks)
 
 
 def peak_bytes(fn) -> int:
@@ -173,16 +197,18 @@ def bench_case(case: Case, rounds: int, naive_batch: int, settle: float = SETTLE
         # The graph is built once; retain_graph lets each round time the backward alone.
         conv_graph = torch.nn.functional.conv2d(txg, twg, tbg, **case.args)
         backward["torch"] = lambda: torch.autograd.grad(conv_graph, (txg, twg, tbg), tdy, retain_graph=True)
-    t_fwd, t_bwd = _median_times(forward, rounds, settle), _median_times(backward, rounds, settle)
+    t_fwd, t_bwd = _timing(forward, rounds, settle), _timing(backward, rounds, settle)
 
     # Naive loops on a reduced batch, scaled linearly in N (they are linear in N).
     xs, scale = x[:naive_batch], n / min(naive_batch, n)
-    naive_conv = _median_times({"n": lambda: reference.conv2d_naive(xs, w, b, **case.args)}, 1, 0)["n"] * scale
+    naive_conv = _timing({"n": lambda: reference.conv2d_naive(xs, w, b, **case.args)}, 1, 0)["n"] * scale
     rows = [
         Row("conv2d forward", case.label, t_fwd["cnnlib"], naive_conv, t_fwd.get("torch"), t_fwd["matmul"],
-            flops / t_fwd["cnnlib"] / 1e9, peak_bytes(forward["cnnlib"]), _nbytes(x, w, b, y)),
+            flops / t_fwd["cnnlib"] / 1e9, peak_bytes(forward["cnnlib"]), _nbytes(x, w, b, y),
+            t_fwd.ratio("cnnlib", "torch"), t_fwd.ratio("cnnlib", "matmul")),
         Row("conv2d backward", case.label, t_bwd["cnnlib"], None, t_bwd.get("torch"), t_bwd["matmul"],
-            2 * flops / t_bwd["cnnlib"] / 1e9, peak_bytes(backward["cnnlib"]), _nbytes(dy, x, w, dx, dw, db)),
+            2 * flops / t_bwd["cnnlib"] / 1e9, peak_bytes(backward["cnnlib"]), _nbytes(dy, x, w, dx, dw, db),
+            t_bwd.ratio("cnnlib", "torch"), t_bwd.ratio("cnnlib", "matmul")),
     ]
     if case.pool:
         rows += bench_pool(y, case.label, rounds, naive_batch, settle)
@@ -217,15 +243,18 @@ def bench_pool(y: np.ndarray, label: str, rounds: int, naive_batch: int, settle:
         pool_back["torch"] = lambda: torch.autograd.grad(pool_graph, (tyg,), tdpool, retain_graph=True)
         pool_step["torch"] = lambda: torch.autograd.grad(torch.nn.functional.max_pool2d(tyg, 2), (tyg,), tdpool)
     ys, scale = y[:naive_batch], len(y) / min(naive_batch, len(y))
-    naive = _median_times({"n": lambda: reference.max_pool2d_naive(ys, 2)}, 1, 0)["n"] * scale
-    t_pool, t_back, t_step = (_median_times(c, rounds, settle) for c in (pool, pool_back, pool_step))
+    naive = _timing({"n": lambda: reference.max_pool2d_naive(ys, 2)}, 1, 0)["n"] * scale
+    t_pool, t_back, t_step = (_timing(c, rounds, settle) for c in (pool, pool_back, pool_step))
     return [
         Row("max_pool2d 2x2 forward", label, t_pool["cnnlib"], naive, t_pool.get("torch"),
-            peak=peak_bytes(pool["cnnlib"]), io_bytes=_nbytes(y, pooled)),
+            peak=peak_bytes(pool["cnnlib"]), io_bytes=_nbytes(y, pooled),
+            vs_torch=t_pool.ratio("cnnlib", "torch")),
         Row("max_pool2d 2x2 backward", label, t_back["cnnlib"], None, t_back.get("torch"),
-            peak=peak_bytes(pool_back["cnnlib"]), io_bytes=_nbytes(dpool, y, indices, dx)),
+            peak=peak_bytes(pool_back["cnnlib"]), io_bytes=_nbytes(dpool, y, indices, dx),
+            vs_torch=t_back.ratio("cnnlib", "torch")),
         Row("max_pool2d 2x2 forward+backward", label, t_step["cnnlib"], None, t_step.get("torch"),
-            peak=peak_bytes(pool_step["cnnlib"]), io_bytes=_nbytes(y, dpool, dx)),
+            peak=peak_bytes(pool_step["cnnlib"]), io_bytes=_nbytes(y, dpool, dx),
+            vs_torch=t_step.ratio("cnnlib", "torch")),
     ]
 
 
@@ -287,9 +316,9 @@ def bench_training_step(rounds: int, batch: int = 64, settle: float = SETTLE_S) 
             return value
 
         steps["torch"] = torch_step
-    t = _median_times(steps, rounds, settle)
+    t = _timing(steps, rounds, settle)
     return Row("training step (fwd+bwd+Adam)", f"ch9 MNIST CNN, N={batch} 1x28x28", t["cnnlib"],
-               None, t.get("torch"), peak=peak_bytes(step))
+               None, t.get("torch"), peak=peak_bytes(step), vs_torch=t.ratio("cnnlib", "torch"))
 
 
 TRAIN_SCRIPT = """
@@ -330,7 +359,9 @@ def _ms(t):
     return "-" if t is None else f"{t * 1e3:.1f}"
 
 
-def _ratio(a, b):
+def _ratio(a, b, side_by_side=None):
+    if side_by_side is not None:
+        return f"{side_by_side:.2f}"
     return "-" if a is None or b is None else f"{a / b:.2f}"
 
 
@@ -339,8 +370,8 @@ HEADER = ["op", "shape", "cnnlib ms", "naive ms", "torch ms", "cnnlib/torch", "n
 
 
 def format_rows(rows: list[Row], markdown: bool) -> str:
-    table = [[r.op, r.shape, _ms(r.cnnlib), _ms(r.naive), _ms(r.torch), _ratio(r.cnnlib, r.torch),
-              _ratio(r.naive, r.cnnlib), _ms(r.gemm), _ratio(r.cnnlib, r.gemm),
+    table = [[r.op, r.shape, _ms(r.cnnlib), _ms(r.naive), _ms(r.torch), _ratio(r.cnnlib, r.torch, r.vs_torch),
+              _ratio(r.naive, r.cnnlib), _ms(r.gemm), _ratio(r.cnnlib, r.gemm, r.vs_gemm),
               "-" if r.gflops is None else f"{r.gflops:.0f}",
               "-" if r.peak is None else f"{r.peak / 2**20:.1f}", _ratio(r.peak, r.io_bytes)] for r in rows]
     if markdown:
@@ -352,7 +383,7 @@ def format_rows(rows: list[Row], markdown: bool) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m cnnlib.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=9, help="timed rounds per contender (median reported)")
+    parser.add_argument("--rounds", type=int, default=15, help="timed rounds per contender (median reported)")
     parser.add_argument("--naive-batch", type=int, default=1, help="batch size for the naive loops")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table (for the README)")
     parser.add_argument("--no-train", action="store_true", help="skip the digits training benchmark")
@@ -365,7 +396,7 @@ def main(argv=None) -> None:
     rounds, cases, settle = (1, QUICK_CASES, 0.0) if args.quick else (args.rounds, CASES, SETTLE_S)
     torch = _torch()
     print(f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}; "
-          f"float32; medians of {rounds} alternating rounds")
+          f"float32; medians of {rounds} rounds in alternating blocks of {BLOCK}, ratios block by block")
     rows = bench_layers(rounds, args.naive_batch, cases, settle) + [bench_training_step(rounds, settle=settle)]
     print(format_rows(rows, args.markdown))
     if not (args.no_train or args.quick):

@@ -65,3 +65,20 @@ def test_markdown_table_has_one_cell_per_column():
     assert cells[0]["GEMM ms"] == "1.0" and cells[0]["x GEMM"] == "2.00"
     assert cells[0]["peak MB"] == "1.0" and cells[0]["x in+out"] == "2.00"
     assert cells[1]["cnnlib/torch"] == "3.00" and cells[1]["x GEMM"] == "-"
+
+
+def test_ratios_are_taken_block_by_block_so_load_that_comes_and_goes_barely_moves_them():
+    # cnnlib takes twice torch's time whenever they run side by side, but the machine was busy
+    # during torch's second block and cnnlib's third: the ratio of the medians says 0.67.
+    timing = bench.Timing({"cnnlib": [[1.0], [1.0], [3.0]], "torch": [[0.5], [1.5], [1.5]]})
+    assert timing["cnnlib"] / timing["torch"] < 0.7
+    assert timing.ratio("cnnlib", "torch") == 2.0 and timing.ratio("cnnlib", "matmul") is None
+    row = bench.Row("conv2d forward", "N=1", timing["cnnlib"], torch=timing["torch"], vs_torch=2.0)
+    assert " 2.00 " in bench.format_rows([row], markdown=True)
+
+
+def test_each_contender_runs_in_alternating_blocks():
+    calls = []
+    timing = bench._timing({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=5, settle=0)
+    assert [len(block) for block in timing.blocks["a"]] == [3, 2] == [len(b) for b in timing.blocks["b"]]
+    assert "".join(calls) == "aaaa" "bbbb" "aaa" "bbb"  # one untimed call before each block
