@@ -151,10 +151,10 @@ def test_columns_built_a_few_samples_at_a_time_change_nothing(nd, monkeypatch):
 @pytest.mark.parametrize("nd", [1, 2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_shifted_per_sample_and_im2col_convolutions_agree_with_torch_on_the_same_inputs(nd, dtype, monkeypatch):
-    """conv.py picks the algorithm by shape (SAMPLE_GEMM_INNER, SHIFTED_MIN_CHANNELS,
-    SHIFTED_MIN_POSITIONS): force each in turn, and sum the shifted one sample at a time
-    (SHIFTED_BYTES) too; the backward's input gradient (a transposed convolution) and weight
-    gradient take the shifted and im2col paths."""
+    """conv.py picks the algorithm by shape (SAMPLE_GEMM_INNER, SAMPLE_SCATTER_INNER,
+    SHIFTED_MIN_CHANNELS, SHIFTED_MIN_POSITIONS): force each in turn, and sum the shifted one
+    sample at a time (SHIFTED_BYTES) too; the backward's input gradient (a transposed
+    convolution) and weight gradient take the per-sample, shifted and im2col paths."""
     monkeypatch.setattr(conv_module, "SHIFTED_MIN_POSITIONS", 1)
     rng = np.random.default_rng(60 + nd)
     forward, backward, torch_forward = CONV[nd]
@@ -171,6 +171,7 @@ def test_shifted_per_sample_and_im2col_convolutions_agree_with_torch_on_the_same
         for inner, min_channels, sample_bytes in ((0, 1, 1 << 20), (0, 1, 1), (0, 10 ** 9, 1 << 20),
                                                   (10 ** 9, 10 ** 9, 1 << 20)):
             monkeypatch.setattr(conv_module, "SAMPLE_GEMM_INNER", inner)
+            monkeypatch.setattr(conv_module, "SAMPLE_SCATTER_INNER", inner)
             monkeypatch.setattr(conv_module, "SAMPLE_GEMM_MIN_OUT", 1)
             monkeypatch.setattr(conv_module, "SHIFTED_MIN_CHANNELS", min_channels)
             monkeypatch.setattr(conv_module, "SHIFTED_BYTES", sample_bytes)
@@ -196,7 +197,13 @@ def random_transpose_case(rng):
     return x, w, rng.standard_normal(c_out), args
 
 
-def test_conv_transpose2d_matches_torch_forward_and_backward():
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_conv_transpose2d_matches_torch_forward_and_backward(per_sample, monkeypatch):
+    """Both ways a transposed convolution (and the input gradient) is computed: from im2col
+    columns, and one product per sample (forced here; chosen for short inner products)."""
+    for limit in ("SAMPLE_GEMM_INNER", "SAMPLE_SCATTER_INNER"):
+        monkeypatch.setattr(conv_module, limit, 10 ** 9 if per_sample else 0)
+    monkeypatch.setattr(conv_module, "SAMPLE_GEMM_MIN_OUT", 1)
     rng = np.random.default_rng(30)
     checked = 0
     while checked < 40:

@@ -57,6 +57,11 @@ SHIFTED_MIN_POSITIONS = 256
 SHIFTED_BYTES = 1 << 20
 SAMPLE_GEMM_INNER = 128
 SAMPLE_GEMM_MIN_OUT = 16  # a depthwise layer's per-sample products are matrix-vector: 1.2x slower
+SAMPLE_SCATTER_INNER = 32  # the input gradient adds its per-sample columns back window by window
+
+
+def _per_sample_pays(c_out, inner, groups):
+    return inner < SAMPLE_GEMM_INNER and c_out // groups >= SAMPLE_GEMM_MIN_OUT
 
 
 def _shifted_pays(stride, c_out, c_in, groups, positions):
@@ -80,7 +85,7 @@ def _slices(n, sample_bytes, *arrays):
 
 def _correlate(x, weight, stride, before, dilation, groups, out, bias=None):
     """x (N, C_in, *in), weight (C_out, C_in/g, *k), bias (C_out,) or None -> (N, C_out, *out)."""
-    if prod(weight.shape[1:]) < SAMPLE_GEMM_INNER and weight.shape[0] // groups >= SAMPLE_GEMM_MIN_OUT:
+    if _per_sample_pays(weight.shape[0], prod(weight.shape[1:]), groups):
         return _correlate_per_sample(x, weight, bias, stride, before, dilation, groups, out)
     if _shifted_pays(stride, weight.shape[0], x.shape[1], groups, prod(out)):
         return _correlate_shifted(x, weight, before, dilation, groups, out, bias)
@@ -99,9 +104,23 @@ def _correlate(x, weight, stride, before, dilation, groups, out, bias=None):
     return _add_bias(y, bias)
 
 
+def _sample_columns(xp, kernel, stride, dilation, groups, out, extra=0):
+    """Columns of a slice of the padded input, xp (m, C_in, *padded), one block per sample and
+    group: (m, g, C_in/g * prod(kernel) + extra, prod(out)); the ``extra`` rows are the caller's."""
+    m, c_in = xp.shape[:2]
+    inner = c_in // groups * prod(kernel)
+    col = np.empty((m, groups, inner + extra, prod(out)), dtype=xp.dtype)
+    taps = col[:, :, :inner].reshape(m, groups, c_in // groups, *kernel, *out, copy=False)
+    source = xp.reshape(m, groups, c_in // groups, *xp.shape[2:])
+    for offset, window in windows(kernel, stride, dilation, out):
+        taps[(slice(None), slice(None), slice(None), *offset)] = source[(..., *window)]
+    return col
+
+
 def _correlate_per_sample(x, weight, bias, stride, before, dilation, groups, out):
-    """:func:`_correlate` for short inner products: columns (m, g, C_in/g * prod(k) [+ 1], *out)
-    per slice, the last row ones when there is a bias, and one product per sample and group."""
+    """:func:`_correlate` for short inner products: one product per sample and group, of the
+    weight and that sample's columns (the last row ones when there is a bias, which then rides
+    along as one more weight column), written straight into (N, C, ...)."""
     kernel, n, c_in, c_out = weight.shape[2:], x.shape[0], x.shape[1], weight.shape[0]
     xp = pad_for_windows(x, before, kernel, stride, dilation, out)
     w = weight.reshape(groups, c_out // groups, -1)
@@ -110,16 +129,46 @@ def _correlate_per_sample(x, weight, bias, stride, before, dilation, groups, out
         w = np.concatenate([w, bias.reshape(groups, -1, 1)], axis=2)
     y = np.empty((n, c_out, prod(out)), dtype=x.dtype)
     for batch in _slices(n, (c_in * prod(kernel) + groups) * prod(out) * x.itemsize, x, y):
-        m = len(y[batch])
-        col = np.empty((m, groups, w.shape[2], prod(out)), dtype=x.dtype)
+        col = _sample_columns(xp[batch], kernel, stride, dilation, groups, out, w.shape[2] - inner)
         col[:, :, inner:] = 1
-        taps = col[:, :, :inner].reshape(m, groups, c_in // groups, *kernel, *out, copy=False)
-        source = xp[batch].reshape(m, groups, c_in // groups, *xp.shape[2:])
-        for offset, window in windows(kernel, stride, dilation, out):
-            taps[(slice(None), slice(None), slice(None), *offset)] = source[(..., *window)]
-        np.matmul(w, col, out=y[batch].reshape(m, groups, c_out // groups, -1))
-        del col, taps  # else they live on while the next slice allocates its own
+        np.matmul(w, col, out=y[batch].reshape(len(col), groups, c_out // groups, -1))
+        del col  # else it lives on while the next slice allocates its own
     return y.reshape(n, c_out, *out)
+
+
+def _transpose_per_sample(y, weight, stride, before, dilation, groups, size):
+    """:func:`_transpose` for short inner products: per sample and group, the weight transposed
+    times that sample's block of y, read straight from (N, C, ...); the columns it makes are
+    added back offset by offset, as :func:`cnnlib.im2col.col2im` does."""
+    kernel, n, out, c_out = weight.shape[2:], y.shape[0], y.shape[2:], weight.shape[0]
+    c_in = weight.shape[1] * groups
+    w = weight.reshape(groups, c_out // groups, -1).transpose(0, 2, 1)
+    padded = [b + m + a for b, m, a in zip(before, size, padding_after(size, before, kernel, stride, dilation, out))]
+    crop = tuple(slice(b, b + m) for b, m in zip(before, size))
+    y_s = y.reshape(n, groups, c_out // groups, -1)
+    x = np.empty((n, c_in, *size), dtype=y.dtype)
+    for batch in _slices(n, (c_in * prod(kernel) + c_out) * prod(out) * y.itemsize, y, x):
+        taps = np.matmul(w, y_s[batch]).reshape(-1, groups, c_in // groups, *kernel, *out)
+        target = np.zeros((len(taps), groups, c_in // groups, *padded), dtype=y.dtype)
+        for offset, window in windows(kernel, stride, dilation, out):
+            target[(..., *window)] += taps[(slice(None), slice(None), slice(None), *offset)]
+        x[batch] = target.reshape(len(taps), c_in, *padded)[(slice(None), slice(None), *crop)]
+        del taps, target  # else they live on while the next slice allocates its own
+    return x
+
+
+def _weight_grad_per_sample(x, dy, kernel, stride, before, dilation, groups):
+    """:func:`_weight_grad` for short inner products: per sample and group, dy's block, read
+    straight from (N, C, ...), times that sample's columns transposed, summed over the batch."""
+    n, c_in, c_out, out = x.shape[0], x.shape[1], dy.shape[1], dy.shape[2:]
+    xp = pad_for_windows(x, before, kernel, stride, dilation, out)
+    dy_s = dy.reshape(n, groups, c_out // groups, -1)
+    dw = np.zeros((groups, c_out // groups, c_in // groups * prod(kernel)), dtype=x.dtype)
+    for batch in _slices(n, c_in * prod(kernel) * prod(out) * x.itemsize, x, dy):
+        col = _sample_columns(xp[batch], kernel, stride, dilation, groups, out)
+        dw += np.matmul(dy_s[batch], col.swapaxes(-1, -2)).sum(axis=0)
+        del col  # else it lives on while the next slice allocates its own
+    return dw.reshape(c_out, c_in // groups, *kernel)
 
 
 def _tap_stack(x, kernel, before, dilation, groups, out):
@@ -169,6 +218,9 @@ def _transpose(y, weight, stride, before, dilation, groups, size):
     """
     kernel, n, out = weight.shape[2:], y.shape[0], y.shape[2:]
     c_in = weight.shape[1] * groups
+    inner = prod(weight.shape[1:])
+    if _per_sample_pays(weight.shape[0], inner, groups) and inner < SAMPLE_SCATTER_INNER:
+        return _transpose_per_sample(y, weight, stride, before, dilation, groups, size)
     left = [d * (k - 1) - b for k, d, b in zip(kernel, dilation, before)]
     if _shifted_pays(stride, weight.shape[0], c_in, groups, prod(size)) and min(left) >= 0:
         # With stride 1 the adjoint is a correlation of y, padded by `left`, with the kernel
@@ -193,6 +245,8 @@ def _transpose(y, weight, stride, before, dilation, groups, size):
 def _weight_grad(x, dy, kernel, stride, before, dilation, groups):
     """x (N, C_in, *in), dy (N, C_out, *out) -> dW (C_out, C_in/g, *kernel) of ``_correlate``."""
     n, c_in, out, c_out = x.shape[0], x.shape[1], dy.shape[2:], dy.shape[1]
+    if _per_sample_pays(c_out, c_in // groups * prod(kernel), groups):
+        return _weight_grad_per_sample(x, dy, kernel, stride, before, dilation, groups)
     if _shifted_pays(stride, c_out, c_in, groups, prod(out)):
         return _weight_grad_shifted(x, dy, kernel, before, dilation, groups)
     xp = pad_for_windows(x, before, kernel, stride, dilation, out)
