@@ -23,6 +23,27 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+# Columns are built a slice of the batch at a time, so memory does not grow with the batch. A
+# slice's columns and product hold at most half the call's input and output bytes, clamped to
+# SLICE_BYTES, so a convolution peaks near twice its input and output. Measured in one run:
+# slices of 1 to 64 MiB timed the same for the backward (within 10%), and a depthwise forward
+# ran 2.6x faster in small ones (in cache).
+SLICE_BYTES = (1 << 20, 4 << 20)
+
+
+def even_batches(n: int, sample_bytes: int, budget: int) -> list[slice]:
+    """Slices of a batch of ``n`` that fit in ``budget`` bytes, as few as can and of near-equal
+    size (64 samples in two slices of 32, not 62 and a 2-sample tail with its inefficient GEMM)."""
+    count = -(-n // max(1, budget // sample_bytes))
+    return [slice(i * n // count, (i + 1) * n // count) for i in range(count)]
+
+
+def batches(n: int, sample_bytes: int, *arrays: np.ndarray) -> list[slice]:
+    """:func:`even_batches` with half the bytes of ``arrays`` (the call's input and output) as
+    the budget, clamped to SLICE_BYTES."""
+    lowest, highest = SLICE_BYTES
+    return even_batches(n, sample_bytes, min(max(sum(a.nbytes for a in arrays) // 2, lowest), highest))
+
 
 def windows(kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int],
             out: Sequence[int]) -> Iterator[tuple[tuple[int, ...], tuple[slice, ...]]]:

@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as T
 
 from cnnlib import functional as F
+from cnnlib import im2col as im2col_module
 from cnnlib import reference
+from cnnlib.functional import _shifted as shifted_module
 from cnnlib.functional import conv as conv_module
 from cnnlib.gradcheck import gradcheck
 
@@ -131,7 +133,7 @@ def test_conv_backward_matches_torch(nd):
 @pytest.mark.parametrize("nd", [1, 2, 3])
 def test_columns_built_a_few_samples_at_a_time_change_nothing(nd, monkeypatch):
     """Large batches are convolved in slices (SLICE_BYTES); force one sample per slice."""
-    monkeypatch.setattr(conv_module, "SLICE_BYTES", (1, 1))
+    monkeypatch.setattr(im2col_module, "SLICE_BYTES", (1, 1))
     rng = np.random.default_rng(50 + nd)
     forward, backward, torch_forward = CONV[nd]
     for _ in range(8):
@@ -174,7 +176,7 @@ def test_shifted_per_sample_and_im2col_convolutions_agree_with_torch_on_the_same
             monkeypatch.setattr(conv_module, "SAMPLE_SCATTER_INNER", inner)
             monkeypatch.setattr(conv_module, "SAMPLE_GEMM_MIN_OUT", 1)
             monkeypatch.setattr(conv_module, "SHIFTED_MIN_CHANNELS", min_channels)
-            monkeypatch.setattr(conv_module, "SHIFTED_BYTES", sample_bytes)
+            monkeypatch.setattr(shifted_module, "SHIFTED_BYTES", sample_bytes)
             y = forward(x, w, b, **args)
             assert y.dtype == dtype
             np.testing.assert_allclose(y, expected, atol=atol, err_msg=str(args))
@@ -513,7 +515,7 @@ def test_a_convolution_holds_at_most_twice_its_input_and_output(c_in, c_out, siz
     w = rng.standard_normal((c_out, c_in // groups, kernel, kernel), dtype=np.float32)
     args = dict(stride=stride, padding=kernel // 2, groups=groups)
     y = F.conv2d(x, w, **args)
-    assert x.nbytes + y.nbytes > conv_module.SLICE_BYTES[0]
+    assert x.nbytes + y.nbytes > im2col_module.SLICE_BYTES[0]
     assert peak_bytes(lambda: F.conv2d(x, w, **args)) <= 2 * (x.nbytes + w.nbytes + y.nbytes)
     dy = np.ones_like(y)
     grads = F.conv2d_backward(dy, x, w, **args)
@@ -523,7 +525,7 @@ def test_a_convolution_holds_at_most_twice_its_input_and_output(c_in, c_out, siz
 
 @pytest.mark.parametrize("n, sample_bytes, budget", [(64, 258, 16_000), (7, 10, 30), (5, 100, 1), (1, 5, 100)])
 def test_batch_slices_cover_the_batch_in_as_few_near_equal_slices_as_fit(n, sample_bytes, budget):
-    slices = conv_module._batches(n, sample_bytes, budget)
+    slices = im2col_module.even_batches(n, sample_bytes, budget)
     sizes = [s.stop - s.start for s in slices]
     assert [s.start for s in slices] == [0, *np.cumsum(sizes)[:-1]] and sum(sizes) == n
     per = max(1, budget // sample_bytes)

@@ -12,13 +12,14 @@ a transposed convolution of ``dy``, and the input gradient of a transposed convo
 convolution of ``dy``. Arguments reach these kernels already checked; only the public functions
 at the bottom validate.
 
-Which algorithm for which shape (``_correlate`` chooses; forced in turn in one run on the
-course's 2-core machine, float32, N=32, 3x3, padding 1, time over a bare GEMM of the same shape):
+Which algorithm for which shape (each kernel chooses by the rules below; forced in turn in one
+run on the course's 2-core machine, float32, N=32, 3x3, padding 1, time over a bare GEMM of the
+same shape). The plain forms live here; the two others in ``_shifted.py`` and ``_per_sample.py``:
 
 * im2col: the input copied once per kernel offset into columns, then one GEMM per batch slice
   and a reordering copy into (N, C, ...). The default: stride 2, depthwise, 8x8 maps, and
   narrow layers (32->128 16x16: 1.41x, where the shifted view took 3.55x).
-* shifted views (``_correlate_shifted``), for stride 1 with at least 48 input and output
+* shifted views (``shifted.correlate``), for stride 1 with at least 48 input and output
   channels per group and 256 output positions (``_shifted_pays``): per kernel offset, one GEMM
   of the weight's (C_out/g, C_in/g) slice with a shifted view of the flat padded input, summed
   a few samples at a time in cache. No columns, but the GEMMs' inner size is only C_in/g.
@@ -27,12 +28,16 @@ course's 2-core machine, float32, N=32, 3x3, padding 1, time over a bare GEMM of
   the last kernel axis (k_W copies) makes the GEMMs k_W times deeper for a few more percent:
   64->64 32x32 1.14-1.22x, 48->64 1.22-1.28x (two runs). The input gradient of a stride-1
   convolution (a correlation of ``dy`` with the flipped, transposed kernel) and the weight
-  gradient (``_weight_grad_shifted``) take the same rule: whole backward 0.79x of im2col's at
+  gradient (``shifted.weight_grad``) take the same rule: whole backward 0.79x of im2col's at
   64->64 32x32, but 1.27x at 32->128 16x16, hence "input *and* output channels".
-* per sample (``_correlate_per_sample``), for inner sizes C_in/g * prod(kernel) under 128 with
+* per sample (``per_sample.correlate``), for inner sizes C_in/g * prod(kernel) under 128 with
   at least 16 output channels per group (a layer on one input channel): such a GEMM is bound by
-  writing its output, so each sample's product goes straight into (N, C, ...), the bias as one
-  more weight column: 1.5-1.8x faster than im2col for one input channel.
+  moving its operands, so each sample's product goes straight into (N, C, ...), the bias as one
+  more weight column: 1.5-1.8x faster than im2col for one input channel. The weight gradient
+  takes the same rule (dy read straight from (N, C, ...), no grid copy: 0.56-0.90x of im2col's
+  time for inner sizes 9-100, N=32-64, 28x28-32x32); the input gradient only for inner sizes
+  under 32 (``SAMPLE_SCATTER_INNER``): adding the columns back window by window costs more per
+  input channel (0.82-0.93x at 9-27, 1.14-1.26x at 72-108).
 """
 from __future__ import annotations
 
@@ -42,19 +47,13 @@ from math import prod
 import numpy as np
 
 from .._params import IntOrTuple, as_array, as_tuple, check_bias, check_gradient, conv_padding, window_count
-from ..im2col import col2im, from_grid, grid, im2col, offset_runs, pad_for_windows, padding_after, to_grid, windows
+from ..im2col import batches, col2im, from_grid, grid, im2col, pad_for_windows, padding_after, to_grid
+from . import _per_sample as per_sample
+from . import _shifted as shifted
 
-# Columns are built a slice of the batch at a time, so memory does not grow with the batch and
-# malloc recycles the buffer instead of page-faulting fresh memory. A slice's columns and product
-# hold at most half the call's input and output bytes, clamped to SLICE_BYTES, so a call peaks
-# near twice its input and output. Measured in one run: slices of 1 to 64 MiB timed the same for
-# the backward (within 10%), and a depthwise forward ran 2.6x faster in small ones (in cache).
-SLICE_BYTES = (1 << 20, 4 << 20)
-
-# The rules of the module docstring; shifted partial sums are kept to SHIFTED_BYTES, in cache.
+# The rules of the module docstring.
 SHIFTED_MIN_CHANNELS = 48
 SHIFTED_MIN_POSITIONS = 256
-SHIFTED_BYTES = 1 << 20
 SAMPLE_GEMM_INNER = 128
 SAMPLE_GEMM_MIN_OUT = 16  # a depthwise layer's per-sample products are matrix-vector: 1.2x slower
 SAMPLE_SCATTER_INNER = 32  # the input gradient adds its per-sample columns back window by window
@@ -69,146 +68,25 @@ def _shifted_pays(stride, c_out, c_in, groups, positions):
     return max(stride) == 1 and channels >= SHIFTED_MIN_CHANNELS and positions >= SHIFTED_MIN_POSITIONS
 
 
-def _batches(n, sample_bytes, budget):
-    """Slices of the batch that fit in ``budget`` bytes, as few as can and of near-equal size (64
-    samples in two slices of 32, not 62 and a 2-sample tail with its inefficient small GEMM)."""
-    count = -(-n // max(1, budget // sample_bytes))
-    return [slice(i * n // count, (i + 1) * n // count) for i in range(count)]
-
-
-def _slices(n, sample_bytes, *arrays):
-    """:func:`_batches` with half the bytes of ``arrays`` (the call's input and output) as the
-    budget, clamped to SLICE_BYTES."""
-    lowest, highest = SLICE_BYTES
-    return _batches(n, sample_bytes, min(max(sum(a.nbytes for a in arrays) // 2, lowest), highest))
-
-
 def _correlate(x, weight, stride, before, dilation, groups, out, bias=None):
     """x (N, C_in, *in), weight (C_out, C_in/g, *k), bias (C_out,) or None -> (N, C_out, *out)."""
     if _per_sample_pays(weight.shape[0], prod(weight.shape[1:]), groups):
-        return _correlate_per_sample(x, weight, bias, stride, before, dilation, groups, out)
+        return per_sample.correlate(x, weight, bias, stride, before, dilation, groups, out)
     if _shifted_pays(stride, weight.shape[0], x.shape[1], groups, prod(out)):
-        return _correlate_shifted(x, weight, before, dilation, groups, out, bias)
+        return shifted.correlate(x, weight, before, dilation, groups, out, bias)
     kernel, n, c_out = weight.shape[2:], x.shape[0], weight.shape[0]
     xp = pad_for_windows(x, before, kernel, stride, dilation, out)
     g = grid(xp.shape[2:], stride, out)
     w = weight.reshape(groups, c_out // groups, -1)
     y = np.empty((n, c_out, *out), dtype=x.dtype)
     sample_bytes = (x.shape[1] * prod(kernel) + c_out) * prod(g) * x.itemsize
-    for batch in _slices(n, sample_bytes, x, y):
+    for batch in batches(n, sample_bytes, x, y):
         col = im2col(xp[batch], kernel, stride, dilation, out)
         m = col.shape[1 + len(kernel)]
         y_cols = np.matmul(w, col.reshape(groups, -1, m * prod(g)))
         y[batch] = from_grid(y_cols.reshape(c_out, m, *g), out).swapaxes(0, 1)
         del col, y_cols  # else they live on while the next slice allocates its own
     return _add_bias(y, bias)
-
-
-def _sample_columns(xp, kernel, stride, dilation, groups, out, extra=0):
-    """Columns of a slice of the padded input, xp (m, C_in, *padded), one block per sample and
-    group: (m, g, C_in/g * prod(kernel) + extra, prod(out)); the ``extra`` rows are the caller's."""
-    m, c_in = xp.shape[:2]
-    inner = c_in // groups * prod(kernel)
-    col = np.empty((m, groups, inner + extra, prod(out)), dtype=xp.dtype)
-    taps = col[:, :, :inner].reshape(m, groups, c_in // groups, *kernel, *out, copy=False)
-    source = xp.reshape(m, groups, c_in // groups, *xp.shape[2:])
-    for offset, window in windows(kernel, stride, dilation, out):
-        taps[(slice(None), slice(None), slice(None), *offset)] = source[(..., *window)]
-    return col
-
-
-def _correlate_per_sample(x, weight, bias, stride, before, dilation, groups, out):
-    """:func:`_correlate` for short inner products: one product per sample and group, of the
-    weight and that sample's columns (the last row ones when there is a bias, which then rides
-    along as one more weight column), written straight into (N, C, ...)."""
-    kernel, n, c_in, c_out = weight.shape[2:], x.shape[0], x.shape[1], weight.shape[0]
-    xp = pad_for_windows(x, before, kernel, stride, dilation, out)
-    w = weight.reshape(groups, c_out // groups, -1)
-    inner = w.shape[2]
-    if bias is not None:
-        w = np.concatenate([w, bias.reshape(groups, -1, 1)], axis=2)
-    y = np.empty((n, c_out, prod(out)), dtype=x.dtype)
-    for batch in _slices(n, (c_in * prod(kernel) + groups) * prod(out) * x.itemsize, x, y):
-        col = _sample_columns(xp[batch], kernel, stride, dilation, groups, out, w.shape[2] - inner)
-        col[:, :, inner:] = 1
-        np.matmul(w, col, out=y[batch].reshape(len(col), groups, c_out // groups, -1))
-        del col  # else it lives on while the next slice allocates its own
-    return y.reshape(n, c_out, *out)
-
-
-def _transpose_per_sample(y, weight, stride, before, dilation, groups, size):
-    """:func:`_transpose` for short inner products: per sample and group, the weight transposed
-    times that sample's block of y, read straight from (N, C, ...); the columns it makes are
-    added back offset by offset, as :func:`cnnlib.im2col.col2im` does."""
-    kernel, n, out, c_out = weight.shape[2:], y.shape[0], y.shape[2:], weight.shape[0]
-    c_in = weight.shape[1] * groups
-    w = weight.reshape(groups, c_out // groups, -1).transpose(0, 2, 1)
-    padded = [b + m + a for b, m, a in zip(before, size, padding_after(size, before, kernel, stride, dilation, out))]
-    crop = tuple(slice(b, b + m) for b, m in zip(before, size))
-    y_s = y.reshape(n, groups, c_out // groups, -1)
-    x = np.empty((n, c_in, *size), dtype=y.dtype)
-    for batch in _slices(n, (c_in * prod(kernel) + c_out) * prod(out) * y.itemsize, y, x):
-        taps = np.matmul(w, y_s[batch]).reshape(-1, groups, c_in // groups, *kernel, *out)
-        target = np.zeros((len(taps), groups, c_in // groups, *padded), dtype=y.dtype)
-        for offset, window in windows(kernel, stride, dilation, out):
-            target[(..., *window)] += taps[(slice(None), slice(None), slice(None), *offset)]
-        x[batch] = target.reshape(len(taps), c_in, *padded)[(slice(None), slice(None), *crop)]
-        del taps, target  # else they live on while the next slice allocates its own
-    return x
-
-
-def _weight_grad_per_sample(x, dy, kernel, stride, before, dilation, groups):
-    """:func:`_weight_grad` for short inner products: per sample and group, dy's block, read
-    straight from (N, C, ...), times that sample's columns transposed, summed over the batch."""
-    n, c_in, c_out, out = x.shape[0], x.shape[1], dy.shape[1], dy.shape[2:]
-    xp = pad_for_windows(x, before, kernel, stride, dilation, out)
-    dy_s = dy.reshape(n, groups, c_out // groups, -1)
-    dw = np.zeros((groups, c_out // groups, c_in // groups * prod(kernel)), dtype=x.dtype)
-    for batch in _slices(n, c_in * prod(kernel) * prod(out) * x.itemsize, x, dy):
-        col = _sample_columns(xp[batch], kernel, stride, dilation, groups, out)
-        dw += np.matmul(dy_s[batch], col.swapaxes(-1, -2)).sum(axis=0)
-        del col  # else it lives on while the next slice allocates its own
-    return dw.reshape(c_out, c_in // groups, *kernel)
-
-
-def _tap_stack(x, kernel, before, dilation, groups, out):
-    """The stride-1 layout both shifted kernels read. Returns the grid, the flat start of each
-    offset of the kernel's outer axes (all but the last), and ``stack(batch)``: that slice of
-    the flat padded input copied once per tap of the last axis, (m, g, k_W * C_in/g, length)."""
-    ones, taps, step = (1,) * len(kernel), kernel[-1], dilation[-1]
-    # One spare row at the end: the last offsets' runs overhang the last row by a few positions.
-    xp = pad_for_windows(x, before, kernel, ones, dilation, (out[0] + 1, *out[1:]))
-    g = grid(xp.shape[2:], ones, out)
-    flat = xp.reshape(x.shape[0], groups, x.shape[1] // groups, -1)
-    length = flat.shape[-1] - step * (taps - 1)
-    starts = [start for _, start, _ in offset_runs(xp.shape[2:], (*kernel[:-1], 1), dilation, prod(g))]
-
-    def stack(batch):
-        copies = np.stack([flat[batch, :, :, j * step:j * step + length] for j in range(taps)], 2)
-        return copies.reshape(*copies.shape[:2], -1, length)
-    return g, starts, stack
-
-
-def _correlate_shifted(x, weight, before, dilation, groups, out, bias=None):
-    """:func:`_correlate` for stride 1 with few columns: per slice of the batch, the input is
-    copied once per tap of the last kernel axis (k_W copies, not im2col's k^2), and every other
-    kernel offset is one GEMM, of inner size k_W * C_in/g, on a shifted view of that stack; the
-    products are summed in cache, the bias joining the first of them."""
-    n, c_in, c_out, taps = x.shape[0], x.shape[1], weight.shape[0], weight.shape[-1]
-    g, starts, stack = _tap_stack(x, weight.shape[2:], before, dilation, groups, out)
-    # (C_out, C_in/g, *outer, k_W) -> (outer offsets, g, C_out/g, k_W * C_in/g), as stacked
-    w = weight.reshape(groups, c_out // groups, c_in // groups, -1, taps)
-    w = w.transpose(3, 0, 1, 4, 2).reshape(len(starts), groups, c_out // groups, -1).copy()
-    y = np.empty((n, c_out, *out), dtype=x.dtype)
-    first = 0 if bias is None else bias.reshape(groups, -1, 1)
-    for batch in _batches(n, c_out * prod(g) * x.itemsize, SHIFTED_BYTES):
-        taps_b, acc, part = stack(batch), None, None
-        for w_outer, start in zip(w, starts):
-            part = np.matmul(w_outer, taps_b[..., start:start + prod(g)], out=part)
-            acc = np.add(part, first) if acc is None else np.add(acc, part, out=acc)
-        y[batch] = from_grid(acc.reshape(-1, c_out, *g), out)
-        del taps_b, acc, part  # else they live on while the next slice allocates its own
-    return y
 
 
 def _transpose(y, weight, stride, before, dilation, groups, size):
@@ -220,21 +98,21 @@ def _transpose(y, weight, stride, before, dilation, groups, size):
     c_in = weight.shape[1] * groups
     inner = prod(weight.shape[1:])
     if _per_sample_pays(weight.shape[0], inner, groups) and inner < SAMPLE_SCATTER_INNER:
-        return _transpose_per_sample(y, weight, stride, before, dilation, groups, size)
+        return per_sample.transpose(y, weight, stride, before, dilation, groups, size)
     left = [d * (k - 1) - b for k, d, b in zip(kernel, dilation, before)]
     if _shifted_pays(stride, weight.shape[0], c_in, groups, prod(size)) and min(left) >= 0:
         # With stride 1 the adjoint is a correlation of y, padded by `left`, with the kernel
         # flipped and each group's (C_out/g, C_in/g) transposed.
         w = weight.reshape(groups, -1, *weight.shape[1:]).swapaxes(1, 2).reshape(c_in, -1, *kernel)
         flipped = w[(slice(None), slice(None), *(slice(None, None, -1),) * len(kernel))]
-        return _correlate_shifted(y, flipped, left, dilation, groups, size)
+        return shifted.correlate(y, flipped, left, dilation, groups, size)
     after = padding_after(size, before, kernel, stride, dilation, out)
     padded = [b + m + a for b, m, a in zip(before, size, after)]
     g = grid(padded, stride, out)
     w = weight.reshape(groups, weight.shape[0] // groups, -1).transpose(0, 2, 1)
     crop = tuple(slice(b, b + m) for b, m in zip(before, size))
     x = np.empty((n, c_in, *size), dtype=y.dtype)
-    for batch in _slices(n, (c_in * prod(kernel) + weight.shape[0]) * prod(g) * y.itemsize, y, x):
+    for batch in batches(n, (c_in * prod(kernel) + weight.shape[0]) * prod(g) * y.itemsize, y, x):
         y_cols = to_grid(y[batch].swapaxes(0, 1), g)
         m = y_cols.shape[1]
         col = np.matmul(w, y_cols.reshape(groups, -1, m * prod(g))).reshape(c_in, *kernel, m, *g)
@@ -246,37 +124,19 @@ def _weight_grad(x, dy, kernel, stride, before, dilation, groups):
     """x (N, C_in, *in), dy (N, C_out, *out) -> dW (C_out, C_in/g, *kernel) of ``_correlate``."""
     n, c_in, out, c_out = x.shape[0], x.shape[1], dy.shape[2:], dy.shape[1]
     if _per_sample_pays(c_out, c_in // groups * prod(kernel), groups):
-        return _weight_grad_per_sample(x, dy, kernel, stride, before, dilation, groups)
+        return per_sample.weight_grad(x, dy, kernel, stride, before, dilation, groups)
     if _shifted_pays(stride, c_out, c_in, groups, prod(out)):
-        return _weight_grad_shifted(x, dy, kernel, before, dilation, groups)
+        return shifted.weight_grad(x, dy, kernel, before, dilation, groups)
     xp = pad_for_windows(x, before, kernel, stride, dilation, out)
     g = grid(xp.shape[2:], stride, out)
     dw = np.zeros((groups, c_out // groups, c_in // groups * prod(kernel)), dtype=x.dtype)
-    for batch in _slices(n, (c_in * prod(kernel) + c_out) * prod(g) * x.itemsize, x, dy):
+    for batch in batches(n, (c_in * prod(kernel) + c_out) * prod(g) * x.itemsize, x, dy):
         col = im2col(xp[batch], kernel, stride, dilation, out)
         dy_cols = to_grid(dy[batch].swapaxes(0, 1), g)
         m = dy_cols.shape[1]
         dw += np.matmul(dy_cols.reshape(groups, c_out // groups, -1),
                         col.reshape(groups, -1, m * prod(g)).transpose(0, 2, 1))
     return dw.reshape(c_out, c_in // groups, *kernel)
-
-
-def _weight_grad_shifted(x, dy, kernel, before, dilation, groups):
-    """:func:`_weight_grad` for stride 1 with few columns: per offset of the kernel's outer
-    axes, dy times a shifted view of the input's tap stack (see :func:`_tap_stack`), one GEMM
-    per sample, summed over the batch."""
-    n, c_in, out, c_out, taps = x.shape[0], x.shape[1], dy.shape[2:], dy.shape[1], kernel[-1]
-    g, starts, stack = _tap_stack(x, kernel, before, dilation, groups, out)
-    dy_g = to_grid(dy, g).reshape(n, groups, c_out // groups, -1)  # zeros at wrapped positions
-    dw = np.zeros((len(starts), groups, c_out // groups, taps * c_in // groups), dtype=x.dtype)
-    for batch in _slices(n, taps * c_in * prod(g) * x.itemsize, x, dy):
-        taps_b = stack(batch)
-        for dw_outer, start in zip(dw, starts):
-            dw_outer += np.matmul(dy_g[batch], taps_b[..., start:start + prod(g)].swapaxes(-1, -2)).sum(axis=0)
-        del taps_b  # else it lives on while the next slice allocates its own
-    # (outer offsets, g, C_out/g, k_W, C_in/g) -> (C_out, C_in/g, *outer, k_W)
-    dw = dw.reshape(len(starts), groups, c_out // groups, taps, c_in // groups)
-    return dw.transpose(1, 2, 4, 0, 3).reshape(c_out, c_in // groups, *kernel)
 
 
 @dataclass(frozen=True)
