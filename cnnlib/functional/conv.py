@@ -12,32 +12,37 @@ a transposed convolution of ``dy``, and the input gradient of a transposed convo
 convolution of ``dy``. Arguments reach these kernels already checked; only the public functions
 at the bottom validate.
 
-Which algorithm for which shape (each kernel chooses by the rules below; forced in turn in one
-run on the course's 2-core machine, float32, N=32, 3x3, padding 1, time over a bare GEMM of the
-same shape). The plain forms live here; the two others in ``_shifted.py`` and ``_per_sample.py``:
+Which algorithm for which shape (each kernel chooses by the rules below). The figures are times
+of one strategy over another, or over a bare GEMM of the same shape, forced in turn side by side
+on the course's 2-core machine: float32, N=32, 3x3 kernels with padding 1 unless said. The plain
+forms live here; the two others in ``_shifted.py`` and ``_per_sample.py``:
 
 * im2col: the input copied once per kernel offset into columns, then one GEMM per batch slice
   and a reordering copy into (N, C, ...). The default: stride 2, depthwise, 8x8 maps, and
-  narrow layers (32->128 16x16: 1.41x, where the shifted view took 3.55x).
+  narrow layers (32->128 16x16: the shifted views took 1.08x its time forward, 1.12x backward).
 * shifted views (``shifted.correlate``), for stride 1 with at least 48 input and output
   channels per group and 256 output positions (``_shifted_pays``): per kernel offset, one GEMM
   of the weight's (C_out/g, C_in/g) slice with a shifted view of the flat padded input, summed
   a few samples at a time in cache. No columns, but the GEMMs' inner size is only C_in/g.
-  64->64 32x32: 1.47x against im2col's 1.86x; 48->64 32x32 1.46x vs 2.08x; 128->128 16x16
-  1.61x vs 1.95x; even at 32->128 32x32 and 128->128 8x8. Copying the input once per tap of
-  the last kernel axis (k_W copies) makes the GEMMs k_W times deeper for a few more percent:
-  64->64 32x32 1.14-1.22x, 48->64 1.22-1.28x (two runs). The input gradient of a stride-1
-  convolution (a correlation of ``dy`` with the flipped, transposed kernel) and the weight
-  gradient (``shifted.weight_grad``) take the same rule: whole backward 0.79x of im2col's at
-  64->64 32x32, but 1.27x at 32->128 16x16, hence "input *and* output channels".
+  Copying the input once per tap of the last kernel axis (k_W copies) makes the GEMMs k_W times
+  deeper. The input gradient of a stride-1 convolution (a correlation of ``dy`` with the
+  flipped, transposed kernel) and the weight gradient (``shifted.weight_grad``) take the same
+  rule; narrow layers lose (above), hence "input *and* output channels". The rule was set when
+  every slice's columns page-faulted in fresh memory (64->64 32x32 forward 1.47x its GEMM
+  against im2col's 1.86x). Since cnnlib keeps freed memory (``cnnlib._memory``) the columns are
+  cheap and the forward is level; the backward still gains a little. Shifted over im2col,
+  forward / backward, 2 threads then 1: 64->64 32x32 1.01 / 0.87, 1.00 / 0.94; 48->64 32x32
+  0.97 / 0.91, 0.98 / 0.95; 128->128 16x16 1.00 / 1.08, 0.99 / 0.98; N=64 64->64 14x14
+  1.01 / 0.97, 1.00 / 1.00.
 * per sample (``per_sample.correlate``), for inner sizes C_in/g * prod(kernel) under 128 with
   at least 16 output channels per group (a layer on one input channel): such a GEMM is bound by
   moving its operands, so each sample's product goes straight into (N, C, ...), the bias as one
-  more weight column: 1.5-1.8x faster than im2col for one input channel. The weight gradient
-  takes the same rule (dy read straight from (N, C, ...), no grid copy: 0.56-0.90x of im2col's
-  time for inner sizes 9-100, N=32-64, 28x28-32x32); the input gradient only for inner sizes
-  under 32 (``SAMPLE_SCATTER_INNER``): adding the columns back window by window costs more per
-  input channel (0.82-0.93x at 9-27, 1.14-1.26x at 72-108).
+  more weight column: 1.5x faster than im2col for one input channel (1->32 28x28 5x5, N=64,
+  after the memory fix; 1.5-1.8x before). The weight gradient takes the same rule (dy read
+  straight from (N, C, ...), no grid copy: 0.56-0.90x of im2col's time for inner sizes 9-100,
+  N=32-64, 28x28-32x32); the input gradient only for inner sizes under 32
+  (``SAMPLE_SCATTER_INNER``): adding the columns back window by window costs more per input
+  channel (0.82-0.93x at 9-27, 1.14-1.26x at 72-108).
 """
 from __future__ import annotations
 
