@@ -117,9 +117,8 @@ def _transpose(y, weight, stride, before, dilation, groups, size):
     w = weight.reshape(groups, weight.shape[0] // groups, -1).transpose(0, 2, 1)
     crop = tuple(slice(b, b + m) for b, m in zip(before, size))
     x = np.empty((n, c_in, *size), dtype=y.dtype)
-    y_grid = to_grid(y.swapaxes(0, 1), g)  # (C_out, N, *grid) in one pass, not one per slice
     for batch in batches(n, (c_in * prod(kernel) + weight.shape[0]) * prod(g) * y.itemsize, y, x):
-        y_cols = y_grid[:, batch]
+        y_cols = to_grid(y[batch].swapaxes(0, 1), g)
         m = y_cols.shape[1]
         col = np.matmul(w, y_cols.reshape(groups, -1, m * prod(g))).reshape(c_in, *kernel, m, *g)
         x[batch] = col2im(col, padded, stride, dilation, out)[(slice(None), slice(None), *crop)]
@@ -136,10 +135,9 @@ def _weight_grad(x, dy, kernel, stride, before, dilation, groups):
     xp = pad_for_windows(x, before, kernel, stride, dilation, out)
     g = grid(xp.shape[2:], stride, out)
     dw = np.zeros((groups, c_out // groups, c_in // groups * prod(kernel)), dtype=x.dtype)
-    dy_grid = to_grid(dy.swapaxes(0, 1), g)  # (C_out, N, *grid) in one pass, not one per slice
     for batch in batches(n, (c_in * prod(kernel) + c_out) * prod(g) * x.itemsize, x, dy):
         col = im2col(xp[batch], kernel, stride, dilation, out)
-        dy_cols = dy_grid[:, batch]
+        dy_cols = to_grid(dy[batch].swapaxes(0, 1), g)
         m = dy_cols.shape[1]
         dw += np.matmul(dy_cols.reshape(groups, c_out // groups, -1),
                         col.reshape(groups, -1, m * prod(g)).transpose(0, 2, 1))
