@@ -5,9 +5,10 @@ glibc's malloc, by default, serves a large block with fresh pages of an mmap, or
 memory at the top of its heap to the OS once more than a moving threshold is free, so the next
 step touches fresh pages again and each 4 KiB page costs a fault. On the course's machine
 (1.5 us per fault) the bench's N=32 64->64 32x32 convolution took 2,249 faults per forward
-(18.6 ms, 13.9 ms without) and 4,106 per backward (37.7 ms, 28.6 ms without), and PyTorch's
-convolution, in the same process, lost as much. Fixed thresholds end this: blocks under 32 MiB
-come from the heap, and up to 64 MiB of freed memory stays there for reuse.
+(18.6 ms, 13.9 ms without) and 4,106 per backward (37.7 ms, 28.6 ms without); PyTorch's
+convolution in the same process was slowed too (12.0 against 5.5 ms in a pair of bench runs).
+Fixed thresholds end this: blocks under 32 MiB come from the heap, and up to 64 MiB of freed
+memory stays there for reuse.
 """
 from __future__ import annotations
 
