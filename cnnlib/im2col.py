@@ -65,6 +65,13 @@ def padding_after(spatial: Sequence[int], before: Sequence[int], kernel: Sequenc
     return [max(0, r - b - size) for r, b, size in zip(reach, before, spatial)]
 
 
+def padded_size(spatial: Sequence[int], before: Sequence[int], kernel: Sequence[int],
+                stride: Sequence[int], dilation: Sequence[int], out: Sequence[int]) -> tuple[int, ...]:
+    """The spatial size of the input once :func:`pad_for_windows` has padded it."""
+    after = padding_after(spatial, before, kernel, stride, dilation, out)
+    return tuple(b + n + a for b, n, a in zip(before, spatial, after))
+
+
 def pad_for_windows(x: np.ndarray, before: Sequence[int], kernel: Sequence[int],
                     stride: Sequence[int], dilation: Sequence[int], out: Sequence[int],
                     value: float = 0.0) -> np.ndarray:

@@ -11,7 +11,7 @@ from math import prod
 
 import numpy as np
 
-from ..im2col import batches, pad_for_windows, padding_after, windows
+from ..im2col import batches, pad_for_windows, padded_size, windows
 
 
 def sample_columns(xp, kernel, stride, dilation, groups, out, extra=0):
@@ -53,7 +53,7 @@ def transpose(y, weight, stride, before, dilation, groups, size):
     kernel, n, out, c_out = weight.shape[2:], y.shape[0], y.shape[2:], weight.shape[0]
     c_in = weight.shape[1] * groups
     w = weight.reshape(groups, c_out // groups, -1).transpose(0, 2, 1)
-    padded = [b + m + a for b, m, a in zip(before, size, padding_after(size, before, kernel, stride, dilation, out))]
+    padded = padded_size(size, before, kernel, stride, dilation, out)
     crop = tuple(slice(b, b + m) for b, m in zip(before, size))
     y_s = y.reshape(n, groups, c_out // groups, -1)
     x = np.empty((n, c_in, *size), dtype=y.dtype)

@@ -52,7 +52,7 @@ from math import prod
 import numpy as np
 
 from .._params import IntOrTuple, as_array, as_tuple, check_bias, check_gradient, conv_padding, window_count
-from ..im2col import batches, col2im, from_grid, grid, im2col, pad_for_windows, padding_after, to_grid
+from ..im2col import batches, col2im, from_grid, grid, im2col, pad_for_windows, padded_size, to_grid
 from . import _per_sample as per_sample
 from . import _shifted as shifted
 
@@ -111,8 +111,7 @@ def _transpose(y, weight, stride, before, dilation, groups, size):
         w = weight.reshape(groups, -1, *weight.shape[1:]).swapaxes(1, 2).reshape(c_in, -1, *kernel)
         flipped = w[(slice(None), slice(None), *(slice(None, None, -1),) * len(kernel))]
         return shifted.correlate(y, flipped, left, dilation, groups, size)
-    after = padding_after(size, before, kernel, stride, dilation, out)
-    padded = [b + m + a for b, m, a in zip(before, size, after)]
+    padded = padded_size(size, before, kernel, stride, dilation, out)
     g = grid(padded, stride, out)
     w = weight.reshape(groups, weight.shape[0] // groups, -1).transpose(0, 2, 1)
     crop = tuple(slice(b, b + m) for b, m in zip(before, size))

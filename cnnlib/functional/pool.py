@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._params import IntOrTuple, as_array, as_tuple, check_gradient, window_count
-from ..im2col import pad_for_windows, padding_after, windows
+from ..im2col import pad_for_windows, padded_size, windows
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,8 @@ class _Pool:
 
     def zeros_padded(self):
         """A zero gradient buffer the size of the padded input."""
-        after = padding_after(self.x.shape[2:], self.padding, self.kernel, self.stride,
-                              self.dilation, self.out)
-        h, w = (n + b + a for n, b, a in zip(self.x.shape[2:], self.padding, after))
-        return np.zeros((*self.x.shape[:2], h, w), dtype=self.x.dtype)
+        size = padded_size(self.x.shape[2:], self.padding, self.kernel, self.stride, self.dilation, self.out)
+        return np.zeros((*self.x.shape[:2], *size), dtype=self.x.dtype)
 
     def crop(self, xp):
         """Drop the padding from a padded-size gradient."""
