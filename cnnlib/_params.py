@@ -72,12 +72,10 @@ def window_count(size: int, pads: tuple[int, int], kernel: int, stride: int, dil
     """Number of window positions along one axis: floor (or ceil) of the span over the stride, plus one.
 
     ``pads`` is the (before, after) padding. With ``ceil_mode`` a last, partial window is kept
-    only if it starts inside the input or the padding before it (PyTorch's rule). Returns 0 or
-    less when the (dilated) kernel is larger than the padded input.
+    only if it starts inside the input or the padding before it (PyTorch's rule), even a first
+    window that reaches past the padded input. Returns 0 or less when there is no window.
     """
     span = size + pads[0] + pads[1] - dilation * (kernel - 1) - 1
-    if span < 0:
-        return 0
     if not ceil_mode:
         return span // stride + 1
     count = -(-span // stride) + 1

@@ -292,7 +292,9 @@ POOL_CASES = [
 
 @pytest.mark.parametrize("case", POOL_CASES + [
     dict(kernel_size=3, stride=2, dilation=2),
-    dict(kernel_size=2, stride=1, padding=1, dilation=(2, 3), ceil_mode=True)])
+    dict(kernel_size=2, stride=1, padding=1, dilation=(2, 3), ceil_mode=True),
+    # ceil mode keeps a window that reaches past the padded input (on 6x6: one window)
+    dict(kernel_size=3, stride=4, padding=1, dilation=4, ceil_mode=True)])
 def test_max_pool2d_matches_naive_torch_and_numerical_gradient(case):
     rng = np.random.default_rng(50)
     for shape in [(2, 3, 9, 8), (1, 2, 7, 11), (1, 1, 6, 6)]:
