@@ -13,7 +13,9 @@ input's own grid, ``(out[0], *padded[1:])`` instead of ``out``, then one offset'
 single contiguous run of the flattened padded input, one memcpy per (channel, sample). The
 price is a few extra positions per row (windows that wrap into the next row) whose values are
 garbage; :func:`from_grid` crops them, and :func:`to_grid` fills them with zeros where a
-gradient flows back, so they contribute nothing.
+gradient flows back, so they contribute nothing, as long as what those zeros multiply is finite:
+0 * inf is NaN, so with an inf in ``x`` or the weight some gradient entries (and a transposed
+convolution's outputs) that PyTorch gives finite come out NaN here.
 """
 from __future__ import annotations
 

@@ -474,10 +474,34 @@ x4, w4 = np.zeros((1, 3, 5, 5)), np.zeros((2, 3, 3, 3))
     (lambda: F.cross_entropy(np.zeros((2, 3)), np.array([0, 3])), r"labels must lie in \[0, 3\)"),
     (lambda: F.cross_entropy(np.zeros((2, 3)), np.array([0.0, 1.0])), r"labels must be 2 integers"),
     (lambda: F.relu_backward(np.zeros(3), np.zeros(4)), r"dy has shape \(3,\) but x has shape \(4,\)"),
+    # Empty axes PyTorch refuses too (before: a bare reshape error, a ZeroDivisionError, or zeros).
+    (lambda: F.conv2d(x4, np.zeros((2, 3, 0, 3))), r"weight of shape \(2, 3, 0, 3\) has an empty axis"),
+    (lambda: F.conv1d(np.zeros((1, 3, 5)), np.zeros((2, 3, 0))), r"weight of shape \(2, 3, 0\) has an empty axis"),
+    (lambda: F.conv2d(x4, np.zeros((0, 3, 3, 3))), r"weight of shape \(0, 3, 3, 3\) has an empty axis"),
+    (lambda: F.conv2d(np.zeros((1, 3, 0, 5)), w4, padding=2), r"x of shape \(1, 3, 0, 5\) has an empty spatial axis"),
+    (lambda: F.conv_transpose2d(np.zeros((1, 3, 0, 5)), np.zeros((3, 2, 3, 3))), r"empty spatial axis"),
+    (lambda: F.max_pool2d(np.zeros((2, 0, 5, 5)), 2), r"x of shape \(2, 0, 5, 5\) has an empty axis"),
+    (lambda: F.avg_pool2d(np.zeros((2, 3, 5, 0)), 1), r"has an empty axis"),
+    # PyTorch gives -inf and an index outside the plane here, and its backward writes past the input.
+    (lambda: F.max_pool2d(np.zeros((1, 1, 1, 1)), 2, stride=1, padding=1, dilation=2),
+     r"a window holds only padding"),
 ])
 def test_bad_input_raises_value_error_naming_the_problem(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("c_in,c_out", [(3, 4), (1, 16), (64, 64)])  # im2col, per sample, shifted views
+def test_an_empty_batch_goes_forward_and_backward(c_in, c_out):
+    # As in PyTorch: empty outputs and input gradients, zero weight and bias gradients.
+    x, w = np.zeros((0, c_in, 16, 16)), np.ones((c_out, c_in, 3, 3))
+    y = F.conv2d(x, w, np.ones(c_out), padding=1)
+    dx, dw, db = F.conv2d_backward(np.zeros(y.shape), x, w, padding=1)
+    assert y.shape == (0, c_out, 16, 16) and dx.shape == x.shape
+    assert dw.shape == w.shape and db.shape == (c_out,) and not dw.any() and not db.any()
+    z = F.conv_transpose2d(y, w, padding=1)
+    dz, dw, db = F.conv_transpose2d_backward(np.zeros(z.shape), y, w, padding=1)
+    assert z.shape == x.shape and dz.shape == y.shape and dw.shape == w.shape and not dw.any()
 
 
 def test_type_errors_for_non_numeric_arguments():

@@ -55,7 +55,7 @@ def transpose(y, weight, stride, before, dilation, groups, size):
     w = weight.reshape(groups, c_out // groups, -1).transpose(0, 2, 1)
     padded = padded_size(size, before, kernel, stride, dilation, out)
     crop = tuple(slice(b, b + m) for b, m in zip(before, size))
-    y_s = y.reshape(n, groups, c_out // groups, -1)
+    y_s = y.reshape(n, groups, c_out // groups, prod(out))
     x = np.empty((n, c_in, *size), dtype=y.dtype)
     for batch in batches(n, (c_in * prod(kernel) + c_out) * prod(out) * y.itemsize, y, x):
         taps = np.matmul(w, y_s[batch]).reshape(-1, groups, c_in // groups, *kernel, *out)
@@ -72,7 +72,7 @@ def weight_grad(x, dy, kernel, stride, before, dilation, groups):
     straight from (N, C, ...), times that sample's columns transposed, summed over the batch."""
     n, c_in, c_out, out = x.shape[0], x.shape[1], dy.shape[1], dy.shape[2:]
     xp = pad_for_windows(x, before, kernel, stride, dilation, out)
-    dy_s = dy.reshape(n, groups, c_out // groups, -1)
+    dy_s = dy.reshape(n, groups, c_out // groups, prod(out))
     dw = np.zeros((groups, c_out // groups, c_in // groups * prod(kernel)), dtype=x.dtype)
     for batch in batches(n, c_in * prod(kernel) * prod(out) * x.itemsize, x, dy):
         col = sample_columns(xp[batch], kernel, stride, dilation, groups, out)

@@ -24,7 +24,7 @@ def tap_stack(x, kernel, before, dilation, groups, out):
     # One spare row at the end: the last offsets' runs overhang the last row by a few positions.
     xp = pad_for_windows(x, before, kernel, ones, dilation, (out[0] + 1, *out[1:]))
     g = grid(xp.shape[2:], ones, out)
-    flat = xp.reshape(x.shape[0], groups, x.shape[1] // groups, -1)
+    flat = xp.reshape(x.shape[0], groups, x.shape[1] // groups, prod(xp.shape[2:]))
     length = flat.shape[-1] - step * (taps - 1)
     starts = [start for _, start, _ in offset_runs(xp.shape[2:], (*kernel[:-1], 1), dilation, prod(g))]
 
@@ -62,7 +62,7 @@ def weight_grad(x, dy, kernel, before, dilation, groups):
     per sample, summed over the batch."""
     n, c_in, out, c_out, taps = x.shape[0], x.shape[1], dy.shape[2:], dy.shape[1], kernel[-1]
     g, starts, stack = tap_stack(x, kernel, before, dilation, groups, out)
-    dy_g = to_grid(dy, g).reshape(n, groups, c_out // groups, -1)  # zeros at wrapped positions
+    dy_g = to_grid(dy, g).reshape(n, groups, c_out // groups, prod(g))  # zeros at wrapped positions
     dw = np.zeros((len(starts), groups, c_out // groups, taps * c_in // groups), dtype=x.dtype)
     for batch in batches(n, taps * c_in * prod(g) * x.itemsize, x, dy):
         taps_b = stack(batch)

@@ -162,6 +162,11 @@ def _check_common(op, nd, x, weight, stride, dilation, groups):
     x = as_array(x, "x", op, nd + 2, _LAYOUT[nd])
     weight = as_array(weight, "weight", op, nd + 2, "(C_out, C_in/groups, *kernel)"
                       if "transpose" not in op else "(C_in, C_out/groups, *kernel)")
+    if 0 in x.shape[2:]:
+        raise ValueError(f"{op}: x of shape {x.shape} has an empty spatial axis")
+    if 0 in weight.shape[2:] or weight.shape[1 if "transpose" in op else 0] == 0:
+        raise ValueError(f"{op}: weight of shape {weight.shape} has an empty axis: a kernel needs at "
+                         "least one tap and one output channel")
     dtype = np.result_type(x.dtype, weight.dtype)
     stride = as_tuple(stride, nd, "stride", op, minimum=1)
     dilation = as_tuple(dilation, nd, "dilation", op, minimum=1)
@@ -199,8 +204,8 @@ def _add_bias(y, bias):
 def _bias_grad(dy):
     """dy (N, C, *out) summed to (C,). As a product with ones it runs in BLAS, 3x faster than
     ``dy.sum(axis=(0, 2, 3))`` (64x32x28x28: 0.07 against 0.23 ms), whose axes are strided."""
-    n, c = dy.shape[:2]
-    return (dy.reshape(n, c, -1) @ np.ones(prod(dy.shape[2:]), dtype=dy.dtype)).sum(axis=0)
+    n, c, size = *dy.shape[:2], prod(dy.shape[2:])
+    return (dy.reshape(n, c, size) @ np.ones(size, dtype=dy.dtype)).sum(axis=0)
 
 
 def _conv(op, nd, x, weight, bias, stride, padding, dilation, groups):

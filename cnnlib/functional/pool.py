@@ -26,6 +26,14 @@ class _Pool:
     def slices(self):
         return windows(self.kernel, self.stride, self.dilation, self.out)
 
+    def corners(self) -> list[np.ndarray]:
+        """Per spatial axis, where each window starts in the unpadded input (negative: padding)."""
+        return [np.arange(o) * s - pad for o, s, pad in zip(self.out, self.stride, self.padding)]
+
+    def first_real(self) -> list[np.ndarray]:
+        """Per spatial axis, how far each window's first tap inside the input lies from its corner."""
+        return [np.maximum(0, -(c // d)) * d for c, d in zip(self.corners(), self.dilation)]
+
     def padded(self, x, value):
         return pad_for_windows(x, self.padding, self.kernel, self.stride, self.dilation, self.out, value)
 
@@ -42,6 +50,8 @@ class _Pool:
 
 def _pool(op, x, kernel_size, stride, padding, dilation, ceil_mode) -> _Pool:
     x = as_array(x, "x", op, 4, "(N, C, H, W)")
+    if 0 in x.shape[1:]:
+        raise ValueError(f"{op}: x of shape {x.shape} has an empty axis (only the batch may be empty)")
     kernel = as_tuple(kernel_size, 2, "kernel_size", op, minimum=1)
     stride = kernel if stride is None else as_tuple(stride, 2, "stride", op, minimum=1)
     padding = as_tuple(padding, 2, "padding", op, minimum=0)
@@ -53,7 +63,14 @@ def _pool(op, x, kernel_size, stride, padding, dilation, ceil_mode) -> _Pool:
     if min(out) < 1:
         raise ValueError(f"{op}: kernel {kernel} with dilation {dilation} is larger than the "
                          f"padded input (x shape {x.shape}, padding {padding})")
-    return _Pool(x, kernel, stride, padding, dilation, out)
+    p = _Pool(x, kernel, stride, padding, dilation, out)
+    # A dilated window can step over a small input. PyTorch then returns -inf and an index
+    # outside the plane, and its backward writes past the input; refuse instead.
+    for n, k, d, corner, first in zip(x.shape[2:], kernel, dilation, p.corners(), p.first_real()):
+        if np.any((first > d * (k - 1)) | (corner + first >= n)):
+            raise ValueError(f"{op}: with kernel {kernel}, dilation {dilation} and padding {padding}, "
+                             f"a window holds only padding (x shape {x.shape})")
+    return p
 
 
 def _window_max(p: _Pool, xp: np.ndarray) -> np.ndarray:
@@ -75,8 +92,7 @@ def _window_argmax(p: _Pool, nan: bool = False) -> tuple[np.ndarray, np.ndarray]
     """
     xp = p.padded(p.x, -np.inf)
     width = p.x.shape[3]
-    corners = [np.arange(o) * s - pad for o, s, pad in zip(p.out, p.stride, p.padding)]
-    first = [np.maximum(0, -(c // d)) * d for c, d in zip(corners, p.dilation)]  # first real tap
+    corners, first = p.corners(), p.first_real()
     taps = [((i * p.dilation[0] * width + j * p.dilation[1]), window) for (i, j), window in p.slices()]
     shape = (*p.x.shape[:2], *p.out)
     # Each window's winner as its offset from the window's corner, in the flat plane; in int8
