@@ -316,6 +316,39 @@ def test_max_pool2d_matches_naive_torch_and_numerical_gradient(case):
         assert errors[0] < 1e-7
 
 
+def test_pooling_agrees_with_pytorch_on_random_problems():
+    # Random windows, strides, dilations, paddings (some too large) and ceil mode on small inputs
+    # with ties, -inf and NaN: the same values, indices and gradients, or an error from both.
+    # Windows that hold only padding are the one refusal of cnnlib's own (see _pool).
+    rng = np.random.default_rng(90)
+    compared = 0
+    for _ in range(600):
+        k, s, d = (tuple(int(v) for v in rng.integers(1, hi, 2)) for hi in (5, 4, 3))
+        pad = tuple(int(v) for v in rng.integers(0, np.array(k) // 2 + 2))
+        ceil_mode, size = bool(rng.integers(2)), tuple(int(v) for v in rng.integers(1, 9, 2))
+        x = rng.integers(-2, 3, (2, 2, *size)).astype(float)
+        x[rng.random(x.shape) < 0.1] = rng.choice([np.nan, -np.inf])
+        xt = torch.tensor(x, requires_grad=True)
+        try:
+            yt, it = T.max_pool2d(xt, k, s, pad, d, ceil_mode, return_indices=True)
+        except RuntimeError:
+            with pytest.raises(ValueError):
+                F.max_pool2d(x, k, s, pad, d, ceil_mode)
+            continue
+        try:
+            y, indices = F.max_pool2d(x, k, s, pad, d, ceil_mode, return_indices=True)
+        except ValueError as error:  # PyTorch's answer there: -inf, at an index of some other pixel
+            assert "holds only padding" in str(error) and np.isneginf(yt.detach().numpy()).any()
+            continue
+        dy = rng.standard_normal(tuple(yt.shape))
+        yt.backward(torch.tensor(dy))
+        np.testing.assert_array_equal(y, yt.detach().numpy())
+        np.testing.assert_array_equal(indices, it.numpy())
+        np.testing.assert_array_equal(F.max_pool2d_backward(dy, x, k, s, pad, d, ceil_mode), xt.grad.numpy())
+        compared += 1
+    assert compared > 150
+
+
 def test_max_pool2d_ties_go_to_the_first_maximum_and_overlaps_accumulate():
     x = np.zeros((1, 1, 3, 3))
     dx = F.max_pool2d_backward(np.ones((1, 1, 2, 2)), x, kernel_size=2, stride=1)
