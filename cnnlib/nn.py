@@ -60,16 +60,28 @@ class Module:
     def children(self) -> Iterator["Module"]:
         return (module for _, module in self._named_children())
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
-        """This module and every one below it, with dotted name prefixes (``""`` for this one)."""
-        yield prefix, self
-        for name, child in self._named_children():
-            yield from child.named_modules(f"{prefix}{name}.")
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True) -> Iterator[tuple[str, "Module"]]:
+        """This module and every one below it, with dotted name prefixes (``""`` for this one). As
+        in PyTorch, a module used twice comes once, under its first name, unless
+        ``remove_duplicate`` is False (``state_dict`` keeps both names)."""
+        seen = set()
 
-    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
-        for prefix, module in self.named_modules():
+        def walk(module, prefix):
+            if remove_duplicate and id(module) in seen:
+                return
+            seen.add(id(module))
+            yield prefix, module
+            for name, child in module._named_children():
+                yield from walk(child, f"{prefix}{name}.")
+        return walk(self, prefix)
+
+    def named_parameters(self, remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
+        """Every parameter by dotted name; a shared one once, so an optimizer steps it once."""
+        seen = set()
+        for prefix, module in self.named_modules(remove_duplicate=remove_duplicate):
             for name, value in vars(module).items():
-                if isinstance(value, Parameter):
+                if isinstance(value, Parameter) and not (remove_duplicate and id(value) in seen):
+                    seen.add(id(value))
                     yield prefix + name, value
 
     def parameters(self) -> list[Parameter]:
@@ -107,8 +119,8 @@ class Module:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of every parameter (and BatchNorm running statistics) by dotted name."""
-        state = {name: p.data.copy() for name, p in self.named_parameters()}
-        for name, module in self.named_modules():
+        state = {name: p.data.copy() for name, p in self.named_parameters(remove_duplicate=False)}
+        for name, module in self.named_modules(remove_duplicate=False):
             for key in getattr(module, "buffers", ()):
                 state[name + key] = getattr(module, key).copy()
         return state
@@ -118,13 +130,13 @@ class Module:
         if set(state) != set(expected):
             raise ValueError(f"state keys differ: missing {sorted(set(expected) - set(state))}, "
                              f"unexpected {sorted(set(state) - set(expected))}")
-        params = dict(self.named_parameters())
+        params = dict(self.named_parameters(remove_duplicate=False))
         for name, value in state.items():
             if np.shape(value) != expected[name].shape:
                 raise ValueError(f"{name}: expected shape {expected[name].shape}, got {np.shape(value)}")
             if name in params:
                 params[name].data[...] = value
-        for name, module in self.named_modules():
+        for name, module in self.named_modules(remove_duplicate=False):
             for key in getattr(module, "buffers", ()):
                 getattr(module, key)[...] = state[name + key]
 
@@ -149,6 +161,13 @@ def _module_repr(module: Module, children) -> str:
 
 def _uniform(shape, bound: float, dtype, rng) -> np.ndarray:
     return generator(rng).uniform(-bound, bound, size=shape).astype(dtype)
+
+
+def _given(args: dict, nd: int) -> str:
+    """", k=v" for each convolution argument that is not its default, in either form (a padding
+    of 0 or of (0, 0) is the default)."""
+    defaults = dict(stride=1, padding=0, output_padding=0, dilation=1, groups=1)
+    return "".join(f", {k}={v}" for k, v in args.items() if v not in (defaults[k], (defaults[k],) * nd))
 
 
 class _ConvNd(Module):
@@ -183,10 +202,8 @@ class _ConvNd(Module):
 
     def extra_repr(self):
         c_out, c_in_g = self.weight.shape[:2]
-        defaults = dict(stride=1, padding=0, dilation=1, groups=1)
-        args = ", ".join(f"{k}={v}" for k, v in self.args.items() if v != defaults[k])
         return (f"{c_in_g * self.args['groups']}, {c_out}, kernel_size={self.weight.shape[2:]}"
-                + (", " + args if args else "") + ("" if self.bias is not None else ", bias=False"))
+                + _given(self.args, self.nd) + ("" if self.bias is not None else ", bias=False"))
 
 
 class Conv1d(_ConvNd):
@@ -231,10 +248,9 @@ class ConvTranspose2d(Module):
         return dx
 
     def extra_repr(self):
-        defaults = dict(stride=1, padding=0, output_padding=0, groups=1, dilation=1)
-        args = "".join(f", {k}={v}" for k, v in self.args.items() if v != defaults[k])
         return (f"{self.weight.shape[0]}, {self.weight.shape[1] * self.args['groups']}, "
-                f"kernel_size={self.weight.shape[2:]}{args}" + ("" if self.bias is not None else ", bias=False"))
+                f"kernel_size={self.weight.shape[2:]}" + _given(self.args, 2)
+                + ("" if self.bias is not None else ", bias=False"))
 
 
 class Linear(Module):
@@ -262,6 +278,8 @@ class Linear(Module):
 
 
 class _Pool(Module):
+    shown = ()  # the arguments PyTorch's repr names, in its order
+
     def __init__(self, **args):
         self.args = args
 
@@ -273,11 +291,13 @@ class _Pool(Module):
         return type(self)._backward(dy, self.x, **self.args)
 
     def extra_repr(self):
-        return ", ".join(f"{k}={v}" for k, v in self.args.items())
+        args = {**self.args, "stride": self.args.get("stride") or self.args.get("kernel_size")}
+        return ", ".join(f"{k}={args[k]}" for k in self.shown)
 
 
 class MaxPool2d(_Pool):
     """Max pooling (N, C, H, W) -> (N, C, H_out, W_out). See :func:`cnnlib.functional.max_pool2d`."""
+    shown = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
 
     def __init__(self, kernel_size: IntOrTuple, stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
                  dilation: IntOrTuple = 1, ceil_mode: bool = False):
@@ -300,6 +320,7 @@ class MaxPool2d(_Pool):
 class AvgPool2d(_Pool):
     """Average pooling (N, C, H, W) -> (N, C, H_out, W_out). See :func:`cnnlib.functional.avg_pool2d`."""
     _forward, _backward = staticmethod(F.avg_pool2d), staticmethod(F.avg_pool2d_backward)
+    shown = ("kernel_size", "stride", "padding")
 
     def __init__(self, kernel_size: IntOrTuple, stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
                  ceil_mode: bool = False, count_include_pad: bool = True):
@@ -408,13 +429,17 @@ class BatchNorm2d(Module):
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.weight.shape[0]:
             raise ValueError(f"BatchNorm2d: expected (N, {self.weight.shape[0]}, H, W), got {x.shape}")
+        count = x.size // x.shape[1]
+        if self.training and count < 2:
+            raise ValueError(f"BatchNorm2d: training needs more than one value per channel, got "
+                             f"x of shape {x.shape} (PyTorch refuses it too)")
         if self.training:
             mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
-            count = x.size // x.shape[1]
             self.running_mean += self.momentum * (mean - self.running_mean)
-            self.running_var += self.momentum * (var * count / max(count - 1, 1) - self.running_var)
+            self.running_var += self.momentum * (var * count / (count - 1) - self.running_var)
         else:
             mean, var = self.running_mean, self.running_var
+        self.batch_statistics = self.training  # the backward must follow this forward's mode
         self.inv_std = 1 / np.sqrt(var + self.eps)
         self.x_hat = (x - mean[:, None, None]) * self.inv_std[:, None, None]
         return self.x_hat * self.weight.data[:, None, None] + self.bias.data[:, None, None]
@@ -423,7 +448,7 @@ class BatchNorm2d(Module):
         self.weight.grad += (dy * self.x_hat).sum(axis=(0, 2, 3))
         self.bias.grad += dy.sum(axis=(0, 2, 3))
         g = dy * (self.weight.data * self.inv_std)[:, None, None]
-        if not self.training:  # running statistics are constants
+        if not self.batch_statistics:  # running statistics are constants
             return g
         # The batch mean and variance depend on x too: remove the gradient's mean and its
         # projection on x_hat, per channel.

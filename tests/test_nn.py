@@ -160,6 +160,38 @@ def test_module_bookkeeping():
     assert "Conv2d(1, 4, kernel_size=(3, 3))" in repr(model)
 
 
+def test_batchnorm_backward_follows_the_mode_of_its_forward():
+    # The gradient belongs to the forward that ran: a mode switched in between changes nothing.
+    rng = np.random.default_rng(7)
+    x, dy = rng.standard_normal((4, 3, 5, 5)), rng.standard_normal((4, 3, 5, 5))
+    for training in (True, False):
+        ours, theirs = nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3, dtype=torch.float64)
+        ours.train(training), theirs.train(training)
+        xt = torch.tensor(x, requires_grad=True)
+        theirs(xt).backward(torch.tensor(dy))
+        ours(x)
+        ours.train(not training)
+        np.testing.assert_allclose(ours.backward(dy), xt.grad.numpy(), atol=1e-12)
+
+
+def test_batchnorm_refuses_to_train_on_one_value_per_channel():
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        nn.BatchNorm2d(2)(np.ones((1, 2, 1, 1)))
+    assert nn.BatchNorm2d(2).eval()(np.ones((1, 2, 1, 1))).shape == (1, 2, 1, 1)
+
+
+def test_a_layer_used_twice_is_trained_once_per_step():
+    lin, twin = nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    model, theirs = nn.Sequential(lin, nn.ReLU(), lin), torch.nn.Sequential(twin, torch.nn.ReLU(), twin)
+    assert [n for n, _ in model.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert model.num_parameters() == 6 and [n for n, _ in model.named_modules()] == ["", "0.", "1."]
+    assert sorted(model.state_dict()) == sorted(theirs.state_dict())  # both names, as in PyTorch
+    before = lin.weight.data.copy()
+    lin.weight.grad[...] = 1
+    optim.SGD(model.parameters(), lr=0.1).step()
+    np.testing.assert_allclose(lin.weight.data, before - 0.1)
+
+
 def test_evaluating_restores_every_modules_previous_mode_even_after_an_error():
     model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Residual(nn.Sequential(nn.BatchNorm2d(1))))
     model[1].eval()  # mixed modes come back as they were, not as the root's
@@ -221,6 +253,14 @@ def test_conv_repr_shows_non_default_arguments():
         "Conv2d(2, 4, kernel_size=(3, 3), stride=2, groups=2, bias=False)"
     assert repr(nn.ConvTranspose2d(2, 4, 4, stride=2, padding=1, output_padding=1)) == \
         "ConvTranspose2d(2, 4, kernel_size=(4, 4), stride=2, padding=1, output_padding=1)"
+
+
+def test_pool_reprs_are_pytorchs_and_conv_reprs_skip_defaults_given_as_tuples():
+    for args, kwargs in [((2,), {}), ((3, 2, 1), {}), ((3, 1, 1), dict(ceil_mode=True))]:
+        assert repr(nn.MaxPool2d(*args, **kwargs)) == repr(torch.nn.MaxPool2d(*args, **kwargs))
+        assert repr(nn.AvgPool2d(*args, **kwargs)) == repr(torch.nn.AvgPool2d(*args, **kwargs))
+    assert repr(nn.Conv2d(1, 4, 3, padding=(0, 0), dilation=(1, 1))) == "Conv2d(1, 4, kernel_size=(3, 3))"
+    assert repr(nn.ConvTranspose2d(1, 4, 3, output_padding=(0, 0))) == "ConvTranspose2d(1, 4, kernel_size=(3, 3))"
 
 
 def test_nested_repr_indents_like_pytorch():
