@@ -1,5 +1,6 @@
 """The layers: convolutions, dense, pooling, activations, flatten, dropout and batch
-normalisation, each a thin ``Module`` over the functional op it names (``cnnlib.functional``)."""
+normalisation. Most are a thin ``Module`` over the ``cnnlib.functional`` op of the same name;
+flatten, dropout and batch normalisation are written out here."""
 from __future__ import annotations
 
 from math import prod, sqrt
@@ -17,8 +18,8 @@ def _uniform(shape, bound: float, dtype, rng) -> np.ndarray:
 
 
 def _given(args: dict, nd: int) -> str:
-    """", k=v" for each convolution argument that is not its default, in either form (a padding
-    of 0 or of (0, 0) is the default)."""
+    """The repr's ``, k=v`` for each convolution argument that is not its default, in either
+    form (a padding of 0 or of (0, 0) is the default)."""
     defaults = dict(stride=1, padding=0, output_padding=0, dilation=1, groups=1)
     return "".join(f", {k}={v}" for k, v in args.items() if v not in (defaults[k], (defaults[k],) * nd))
 
