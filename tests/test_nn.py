@@ -180,16 +180,30 @@ def test_batchnorm_refuses_to_train_on_one_value_per_channel():
     assert nn.BatchNorm2d(2).eval()(np.ones((1, 2, 1, 1))).shape == (1, 2, 1, 1)
 
 
-def test_a_layer_used_twice_is_trained_once_per_step():
-    lin, twin = nn.Linear(2, 2), torch.nn.Linear(2, 2)
-    model, theirs = nn.Sequential(lin, nn.ReLU(), lin), torch.nn.Sequential(twin, torch.nn.ReLU(), twin)
+def test_a_layer_runs_once_per_model_and_tied_weights_are_one_parameter():
+    # A layer keeps only the input of its last forward, so one used twice would send a wrong
+    # gradient back: refused by name. Two layers sharing a Parameter give PyTorch's gradient.
+    lin = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="Sequential: 2 is 0 again"):
+        nn.Sequential(lin, nn.ReLU(), lin)
+    with pytest.raises(ValueError, match="Sequential: 1.body is 0 again"):
+        nn.Sequential(lin, nn.Residual(lin))
+    second = nn.Linear(2, 2)
+    second.weight, second.bias = lin.weight, lin.bias
+    model = nn.Sequential(lin, nn.Tanh(), second)
+    twin = torch.nn.Linear(2, 2, dtype=torch.float64)
+    theirs = torch.nn.Sequential(twin, torch.nn.Tanh(), twin)
+    with torch.no_grad():
+        twin.weight[...], twin.bias[...] = torch.tensor(lin.weight.data), torch.tensor(lin.bias.data)
     assert [n for n, _ in model.named_parameters()] == [n for n, _ in theirs.named_parameters()]
-    assert model.num_parameters() == 6 and [n for n, _ in model.named_modules()] == ["", "0.", "1."]
-    assert sorted(model.state_dict()) == sorted(theirs.state_dict())  # both names, as in PyTorch
+    assert model.num_parameters() == 6 and len(model.state_dict()) == len(theirs.state_dict()) == 4
+    x = np.random.default_rng(8).standard_normal((3, 2))
+    theirs(torch.tensor(x)).sum().backward()
+    model.backward(np.ones_like(model(x)))
+    np.testing.assert_allclose(lin.weight.grad, twin.weight.grad.numpy(), atol=1e-12)
     before = lin.weight.data.copy()
-    lin.weight.grad[...] = 1
-    optim.SGD(model.parameters(), lr=0.1).step()
-    np.testing.assert_allclose(lin.weight.data, before - 0.1)
+    optim.SGD(model.parameters(), lr=0.1).step()  # once, though two layers hold it
+    np.testing.assert_allclose(lin.weight.data, before - 0.1 * lin.weight.grad)
 
 
 def test_evaluating_restores_every_modules_previous_mode_even_after_an_error():

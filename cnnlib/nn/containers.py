@@ -5,6 +5,19 @@ from __future__ import annotations
 from .module import Module, _module_repr
 
 
+def _refuse_repeats(container: Module) -> None:
+    """A module keeps the input of its last forward for its backward, so one that runs twice in a
+    model would send a wrong gradient back: refuse it, and say how to share weights instead."""
+    first: dict[int, str] = {}
+    for name, module in container.named_modules(remove_duplicate=False):
+        name = name.rstrip(".")
+        if id(module) in first:
+            raise ValueError(f"{type(container).__name__}: {name} is {first[id(module)]} again; a layer "
+                             "keeps the input of its last forward for its backward, so use two layers "
+                             "(to tie their weights: second.weight = first.weight)")
+        first[id(module)] = name or "the container itself"
+
+
 class Sequential(Module):
     """Layers applied in order; backward runs them in reverse. ``model[a:b]`` is a Sequential
     that shares those layers, which is how chapters look at intermediate feature maps."""
@@ -14,6 +27,7 @@ class Sequential(Module):
             if not isinstance(layer, Module):
                 raise TypeError(f"Sequential: layer {i} is {type(layer).__name__}, not a Module")
         self.layers = list(layers)
+        _refuse_repeats(self)
 
     def forward(self, x):
         for layer in self.layers:
@@ -53,6 +67,7 @@ class Residual(Module):
 
     def __init__(self, body: Module, shortcut: Module | None = None):
         self.body, self.shortcut = body, shortcut
+        _refuse_repeats(self)
 
     def forward(self, x):
         y = self.body(x)
