@@ -64,8 +64,9 @@ def _pool(op, x, kernel_size, stride, padding, dilation, ceil_mode) -> _Pool:
         raise ValueError(f"{op}: kernel {kernel} with dilation {dilation} is larger than the "
                          f"padded input (x shape {x.shape}, padding {padding})")
     p = _Pool(x, kernel, stride, padding, dilation, out)
-    # A dilated window can step over a small input. PyTorch then returns -inf and an index
-    # outside the plane, and its backward writes past the input; refuse instead.
+    # A dilated window can step over a small input. PyTorch then returns -inf and the index of
+    # a pixel outside the window (or outside the plane, where its backward writes past the
+    # input); refuse instead.
     for n, k, d, corner, first in zip(x.shape[2:], kernel, dilation, p.corners(), p.first_real()):
         if np.any((first > d * (k - 1)) | (corner + first >= n)):
             raise ValueError(f"{op}: with kernel {kernel}, dilation {dilation} and padding {padding}, "
