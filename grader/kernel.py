@@ -19,6 +19,30 @@ def _limit(which: int, value: int) -> None:
         print(f"grader.kernel: could not set limit {which}: {exc}", file=sys.stderr)
 
 
+# Printed output a cell may send. The grader keeps 1 MiB of it (grader/execute.py's
+# max_output_bytes) and drops the rest as it arrives; but a flood printed faster than a busy
+# grader reads it used to queue in this kernel's memory: 150 prints of 1 MiB raised MemoryError
+# under the tests' 1 GiB limit, on a loaded machine only, so the grade depended on the load.
+OUTPUT_BYTES = 16 * 2**20
+
+
+def _cap_output(limit: int = OUTPUT_BYTES) -> None:
+    """Send at most ``limit`` characters of each cell's stdout and stderr; drop the rest here."""
+    from ipykernel.iostream import OutStream
+
+    write, sent = OutStream.write, {}
+
+    def capped(self, string):
+        key = (self.name, self.parent_header.get("header", {}).get("msg_id"))
+        room = limit - sent.get(key, 0)
+        if room > 0:
+            sent[key] = sent.get(key, 0) + len(string)
+            write(self, string[:room])
+        return len(string)
+
+    OutStream.write = capped
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if "--" in argv:
@@ -54,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     # ipykernel imports debugpy (about 0.1 s) only to offer a debugger to a front end;
     # nobody debugs an autograded notebook.
     sys.modules.setdefault("debugpy", None)
+    _cap_output()
     sys.argv = [sys.argv[0], *rest]
     from ipykernel import kernelapp
     kernelapp.launch_new_instance()

@@ -169,6 +169,22 @@ def test_the_kernel_inherits_no_descriptor_of_the_process_that_starts_it(tmp_pat
                        for t in fds.values()), fds
 
 
+def test_a_flood_of_output_stops_in_the_kernel(tmp_path):
+    """150 prints of 1 MiB: the kernel sends 16 MiB of them, so a grader slower than the flood
+    (a loaded machine) no longer lets it queue in the kernel's memory (it raised MemoryError)."""
+    scratch, runtime = tmp_path / "scratch", tmp_path / "rt"
+    scratch.mkdir()
+    runtime.mkdir()
+    report = tmp_path / "report.json"
+    flood = "for _ in range(150):\n    print('x' * 2**20, flush=True)\nprint('done', file=sys.stderr)"
+    proc = subprocess.run([sys.executable, "-c", KERNEL_PROBE, scratch, runtime, report],
+                          input="import sys\n" + flood, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    texts = [t for t in json.loads(report.read_text())["texts"] if t]  # stream messages
+    assert 2**20 < sum(map(len, texts)) <= 16 * 2**20 + len("done\n"), sum(map(len, texts))
+    assert texts[-1] == "done\n"  # another stream's output goes on
+
+
 def test_a_forged_reply_decides_nothing(released, tmp_path):
     """A submission writes forged worker replies (full marks for itself, a folder outside the
     course to move into the course and another to delete) to every descriptor it holds.
