@@ -65,8 +65,8 @@ class SandboxedExecute(scoring.KernelCalls, Execute):
     trust_notebook = Bool(False, help="take the test cells' code from the notebook being run "
                           "(a student's self-check) instead of the assignment's source notebook"
                           ).tag(config=True)
-    max_output_bytes = Integer(2**20, help="output kept per cell; the rest is dropped with a note"
-                               ).tag(config=True)
+    max_output_bytes = Integer(2**20, help="output kept per cell; the rest is dropped with a note "
+                               "(at most 16 MiB: the kernel sends no more, grader/kernel.py)").tag(config=True)
     max_message_bytes = Integer(64 * 2**20, help="largest message read from the kernel"
                                 ).tag(config=True)
 
