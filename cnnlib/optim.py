@@ -13,9 +13,15 @@ class Optimizer:
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
-        if lr <= 0:
-            raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}")
-        self.lr = lr
+        self.lr = self._checked("lr", lr, 0.0)
+
+    def _checked(self, name: str, value: float, low: float, below: float | None = None) -> float:
+        """``value`` if it lies in [low, below), else a ValueError naming it (PyTorch's ranges:
+        lr 0 is allowed, a negative one is not)."""
+        if not low <= value or (below is not None and not value < below):
+            bound = f"in [{low}, {below})" if below is not None else f"at least {low}"
+            raise ValueError(f"{type(self).__name__}: {name} must be {bound}, got {value!r}")
+        return value
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -33,7 +39,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0):
         super().__init__(params, lr)
-        self.momentum, self.weight_decay = momentum, weight_decay
+        self.momentum = self._checked("momentum", momentum, 0.0)
+        self.weight_decay = self._checked("weight_decay", weight_decay, 0.0)
         self.velocity = [None] * len(self.params)
 
     def step(self):
@@ -53,7 +60,9 @@ class Adam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, lr)
-        self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+        self.betas = tuple(self._checked(f"betas[{i}]", b, 0.0, 1.0) for i, b in enumerate(betas))
+        self.eps = self._checked("eps", eps, 0.0)
+        self.weight_decay = self._checked("weight_decay", weight_decay, 0.0)
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
         self.t = 0

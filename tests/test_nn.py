@@ -125,6 +125,27 @@ def test_optimisers_match_torch(kind):
     np.testing.assert_allclose(ours.data, theirs.detach().numpy(), atol=1e-12)
 
 
+@pytest.mark.parametrize("kind, name", [("SGD", "lr"), ("SGD", "momentum"), ("SGD", "weight_decay"),
+                                        ("Adam", "lr"), ("Adam", "eps"), ("Adam", "weight_decay"),
+                                        ("Adam", "beta1"), ("Adam", "beta2")])
+@pytest.mark.parametrize("value", [-1.0, -1e-9, 0.0, 1e-9, 0.5, 1.0, 2.0, float("nan")])
+def test_optimisers_accept_and_refuse_the_arguments_pytorch_does(kind, name, value):
+    """As PyTorch's optimisers, except that a NaN is refused everywhere (PyTorch's SGD takes it)."""
+    def make(module, params):
+        if name.startswith("beta"):
+            betas = (value, 0.999) if name == "beta1" else (0.9, value)
+            return getattr(module, kind)(params, lr=0.01, betas=betas)
+        return getattr(module, kind)(params, **{"lr": 0.01, name: value})
+    try:
+        make(torch.optim, [torch.zeros(2, requires_grad=True)])
+        assert not np.isnan(value)
+    except (ValueError, AssertionError):
+        with pytest.raises(ValueError, match={"beta1": r"betas\[0\]", "beta2": r"betas\[1\]"}.get(name, name)):
+            make(optim, [nn.Parameter(np.zeros(2))])
+    else:
+        make(optim, [nn.Parameter(np.zeros(2))])
+
+
 def test_parameter_names_are_pytorchs_state_dict_keys():
     ours = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Sequential(nn.Flatten(), nn.Linear(2, 3)),
                          nn.BatchNorm2d(3))
