@@ -81,6 +81,28 @@ def test_batchnorm_matches_torch_in_training_and_eval():
     np.testing.assert_allclose(ours(x), theirs(torch.tensor(x)).detach().numpy(), atol=1e-12)
 
 
+@pytest.mark.parametrize("momentum", [0.3, None])
+def test_batchnorm_running_statistics_and_state_follow_torch(momentum):
+    """momentum=None averages the batches seen (num_batches_tracked of them); the state moves
+    both ways between the two libraries."""
+    rng = np.random.default_rng(8)
+    ours, theirs = nn.BatchNorm2d(3, momentum=momentum), torch.nn.BatchNorm2d(3, momentum=momentum).double()
+    for _ in range(4):
+        x = rng.standard_normal((5, 3, 4, 4)) * 3 - 1
+        ours(x), theirs(torch.tensor(x))
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.state_dict()[key], value.numpy(), atol=1e-12, err_msg=key)
+    assert int(ours.num_batches_tracked) == 4
+    back = nn.BatchNorm2d(3, momentum=momentum)
+    back.load_state_dict({key: value.numpy() for key, value in theirs.state_dict().items()})
+    there = torch.nn.BatchNorm2d(3, momentum=momentum).double()
+    there.load_state_dict({key: torch.tensor(value) for key, value in ours.state_dict().items()})
+    back.eval(), there.eval()
+    x = rng.standard_normal((2, 3, 4, 4))
+    np.testing.assert_allclose(back(x), there(torch.tensor(x)).detach().numpy(), atol=1e-12)
+    assert int(back.num_batches_tracked) == int(there.num_batches_tracked) == 4
+
+
 def test_dropout_scales_kept_units_and_is_identity_in_eval():
     layer = nn.Dropout(0.25, rng=0)
     x = np.ones((200, 50))
@@ -152,8 +174,7 @@ def test_parameter_names_are_pytorchs_state_dict_keys():
     theirs = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(),
                                  torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2, 3)),
                                  torch.nn.BatchNorm2d(3))
-    torch_keys = [k for k in theirs.state_dict() if not k.endswith("num_batches_tracked")]
-    assert sorted(ours.state_dict()) == sorted(torch_keys)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
     assert [n for n, _ in ours.named_modules()][:4] == ["", "0.", "1.", "2."]
 
 

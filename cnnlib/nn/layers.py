@@ -268,16 +268,19 @@ class BatchNorm2d(Module):
 
     Training uses the batch's mean and (biased) variance and updates running estimates
     (the variance with the unbiased estimate, as PyTorch does); evaluation uses the running ones.
+    Each estimate moves ``momentum`` of the way to the batch's value, or, with ``momentum=None``,
+    is the plain average over the ``num_batches_tracked`` training batches so far.
     x: (N, C, H, W).
     """
 
-    buffers = ("running_mean", "running_var")
+    buffers = ("running_mean", "running_var", "num_batches_tracked")  # PyTorch's state_dict keys
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float64):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, dtype=np.float64):
         self.weight = Parameter(np.ones(num_features, dtype=dtype))
         self.bias = Parameter(np.zeros(num_features, dtype=dtype))
         self.running_mean = np.zeros(num_features, dtype=dtype)
         self.running_var = np.ones(num_features, dtype=dtype)
+        self.num_batches_tracked = np.zeros((), dtype=np.int64)
         self.eps, self.momentum = eps, momentum
 
     def forward(self, x):
@@ -289,8 +292,10 @@ class BatchNorm2d(Module):
                              f"x of shape {x.shape} (PyTorch refuses it too)")
         if self.training:
             mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
-            self.running_mean += self.momentum * (mean - self.running_mean)
-            self.running_var += self.momentum * (var * count / (count - 1) - self.running_var)
+            self.num_batches_tracked += 1
+            step = 1 / int(self.num_batches_tracked) if self.momentum is None else self.momentum
+            self.running_mean += step * (mean - self.running_mean)
+            self.running_var += step * (var * count / (count - 1) - self.running_var)
         else:
             mean, var = self.running_mean, self.running_var
         self.batch_statistics = self.training  # the backward must follow this forward's mode
