@@ -20,7 +20,7 @@ The parent process (this module):
    that no kernel inherits, carry the job's student, assignment and random
    token, and are refused otherwise; a path in a reply is used only if it is one
    of that worker's scratch folders, and only regular files (one link, within
-   ``grader.sandbox.SCRATCH_BUDGET``) are copied from it;
+   ``grader.sandbox.SCRATCH_BUDGET``) are copied from it (``grader/replies.py``);
 4. kills a worker that exceeds the hard limit for one submission (its student is
    ``failed``, the worker is replaced) - one student never stops the others;
 5. writes the status of every submission to ``grader/results/<assignment>.json``,
@@ -31,13 +31,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
-import secrets
 import select
 import shutil
 import signal
 import sqlite3
-import stat
 import subprocess
 import sys
 import time
@@ -49,6 +46,7 @@ from . import speedups
 speedups.skip_format_grammars()  # before nbformat (imported by .submission) imports jsonschema
 
 from . import course  # noqa: E402
+from .replies import Job, forget_autograded, parse_reply, record  # noqa: E402
 from .submission import expected_cells, inspect_submission  # noqa: E402
 
 UID_BASE = 61000
@@ -93,41 +91,7 @@ def snapshot_db(src: Path, dest: Path) -> None:
         a.backup(b)
 
 
-def merge_grades(gb, assignment: str, student: str, grades: dict) -> None:
-    """Write one student's autograde results (as sent by a worker) into gradebook ``gb``."""
-    gb.update_or_create_student(student)
-    kwargs = {}
-    if grades.get("timestamp"):
-        kwargs["timestamp"] = dt.datetime.fromisoformat(grades["timestamp"])
-    try:
-        gb.update_or_create_submission(assignment, student, **kwargs)
-        for nb in grades["notebooks"]:
-            dnb = gb.find_submission_notebook(nb["name"], assignment, student)
-            dnb.flagged = nb["flagged"]
-            dnb.late_submission_penalty = nb["late_submission_penalty"]
-            by_name = {g.name: g for g in dnb.grades}
-            for name, score, manual in nb["grades"]:
-                grade = by_name.get(name) or gb.find_grade(name, nb["name"], assignment, student)
-                grade.auto_score = score
-                grade.needs_manual_grade = manual
-            comments = {c.name: c for c in dnb.comments}
-            for name, text in nb["comments"]:
-                comment = comments.get(name) or gb.find_comment(name, nb["name"], assignment, student)
-                comment.auto_comment = text
-        gb.db.commit()
-    except BaseException:
-        gb.db.rollback()
-        raise
-
-
 # ---------------------------------------------------------------- workers
-@dataclass
-class Job:
-    student: str
-    started: float = 0.0
-    token: str = field(default_factory=lambda: secrets.token_hex(16))  # echoed by the worker
-
-
 @dataclass
 class Worker:
     slot: int
@@ -278,7 +242,7 @@ def autograde(assignment: str, submissions: Path | None = None, workers: int | N
             if reason:
                 summary.failed[student] = reason
                 results[student] = {"status": "failed", "message": reason, "notes": [], "graded_at": now}
-                _forget_autograded(assignment, student)
+                forget_autograded(assignment, student)
             else:
                 todo.append(student)
         bar = tqdm(total=len(all_students), initial=len(summary.failed), unit="submission",
@@ -313,7 +277,7 @@ def autograde(assignment: str, submissions: Path | None = None, workers: int | N
                         reply, broken = {"ok": False, "message": f"the grading process crashed "
                                                                  f"(see {w.log})"}, True
                     else:
-                        reply, broken = _parse_reply(line, w.job, assignment)
+                        reply, broken = parse_reply(line, w.job, assignment)
                 elif time.monotonic() - w.job.started > limit:
                     reply, broken = {"ok": False, "message": f"grading took longer than {limit:.0f} s "
                                                              f"and was stopped"}, True
@@ -327,7 +291,7 @@ def autograde(assignment: str, submissions: Path | None = None, workers: int | N
                     w.kill()
                     w.start()
                 dispatch(w)  # the worker goes on while this result is recorded
-                _record(gradebook, assignment, student, reply, results, summary, now, w.home)
+                record(gradebook, assignment, student, reply, results, summary, now, w.home)
                 save_results(assignment, results)
                 bar.update(1)
     finally:
@@ -344,111 +308,6 @@ def autograde(assignment: str, submissions: Path | None = None, workers: int | N
     return summary
 
 
-def _parse_reply(line: str, job: Job, assignment: str) -> tuple[dict, bool]:
-    """A worker's reply line -> (reply, whether the worker must be replaced).  A reply
-    belongs to the job sent: same student, assignment and token, or it is not taken."""
-    try:
-        reply = json.loads(line)
-    except ValueError:
-        return {"ok": False, "message": f"the grading process answered {line[:200]!r}"}, True
-    if not isinstance(reply, dict) or reply.get("token") != job.token \
-            or reply.get("student") != job.student or reply.get("assignment") != assignment:
-        return {"ok": False, "message": "the grading process sent a reply that does not belong to "
-                                        "this submission; it was replaced: grade it again"}, True
-    return reply, False
-
-
-def _job_folder(path, home: Path | None) -> Path | None:
-    """``path`` (named in a worker's reply) if it is one of that worker's scratch folders, a
-    real folder ``<home>/k<n>`` with no link on the way; else None.  Nothing outside it is
-    ever copied, moved or deleted because a reply names it."""
-    if home is None or not isinstance(path, str):
-        return None
-    p = Path(path)
-    if not p.is_absolute() or p.parent != home or not re.fullmatch(r"k\d+", p.name):
-        return None
-    for q in (home, p):
-        try:
-            if not stat.S_ISDIR(os.lstat(q).st_mode):
-                return None
-        except OSError:
-            return None
-    if os.path.realpath(p) != os.path.join(os.path.realpath(home), p.name):
-        return None
-    return p
-
-
-def _bring_back(scratch: Path, assignment: str, student: str) -> list[tuple[str, str]]:
-    """Copy the graded folder ``<scratch>/<student>/<assignment>`` into grader/autograded/:
-    only regular files with one link, within the budget (grader.sandbox.copy_checked).
-    Returns what was refused."""
-    from .sandbox import SCRATCH_BUDGET, copy_checked
-
-    src = scratch
-    for part in (student, assignment):
-        src = src / part
-        if not stat.S_ISDIR(os.lstat(src).st_mode):  # a link: never followed
-            raise ValueError(f"{src.relative_to(scratch)} is not a folder")
-    dest = course.COURSE / "autograded" / student / assignment
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    incoming = dest.parent / f".{assignment}.incoming"
-    if incoming.exists():
-        shutil.rmtree(incoming)
-    refused = copy_checked(src, incoming, SCRATCH_BUDGET)
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.rename(incoming, dest)
-    return refused
-
-
-def _describe_left(items: list[tuple[str, str]], show: int = 3) -> str:
-    """'2 symbolic links: a, b; 12 files over the budget: c, d, e and 9 more'."""
-    groups: dict[str, list[str]] = {}
-    for rel, why in items:
-        groups.setdefault(why, []).append(rel)
-    parts = []
-    for why, names in groups.items():
-        names = [n for n in names if n]
-        shown = ", ".join(names[:show]) + (f" and {len(names) - show} more" if len(names) > show else "")
-        if why.startswith("a "):
-            label = why if len(names) == 1 else f"{len(names)} {why[2:]}s"
-        else:
-            label = f"{len(names)} file{'s' if len(names) != 1 else ''} {why}" if names else why
-        parts.append(f"{label}: {shown}" if shown else label)
-    return "; ".join(parts)
-
-
-def _record(gradebook, assignment, student, reply, results, summary, now, home=None) -> None:
-    from .sandbox import SCRATCH_BUDGET
-
-    scratch = _job_folder(reply.get("scratch"), home)
-    notes = list(reply.get("notes", []))
-    if reply.get("ok"):
-        try:
-            if scratch is None:
-                raise ValueError(f"the reply names no scratch folder of its own: {reply.get('scratch')!r}")
-            merge_grades(gradebook, assignment, student, reply["grades"])
-            left = [tuple(item) for item in reply.get("removed", [])]
-            left += _bring_back(scratch, assignment, student)
-            if left:
-                notes.append("not kept from the grading folder (only regular files, "
-                             f"{SCRATCH_BUDGET.describe()}, come back): {_describe_left(left)}")
-        except Exception as exc:
-            reply = {"ok": False, "message": f"could not record the grades: {type(exc).__name__}: {exc}"}
-    if reply.get("ok"):
-        summary.graded.append(student)
-        results[student] = {"status": "graded", "message": "; ".join(notes),
-                            "notes": notes, "graded_at": now,
-                            "seconds": reply.get("seconds")}
-    else:
-        summary.failed[student] = reply.get("message", "unknown error")
-        results[student] = {"status": "failed", "message": reply.get("message", "unknown error"),
-                            "notes": [], "graded_at": now}
-        _forget_autograded(assignment, student)
-    if scratch:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 def _precompile() -> None:
     """Write the bytecode of cnnlib and of the grader's modules into their ``__pycache__``
     folders, when missing or stale.  Kernels import both (and the tripwire reads cnnlib's
@@ -463,13 +322,6 @@ def _precompile() -> None:
             compileall.compile_dir(str(folder), maxlevels=levels, quiet=2)
         except Exception:  # a read-only installation: kernels compile, as before
             pass
-
-
-def _forget_autograded(assignment: str, student: str) -> None:
-    """A submission that failed leaves no stale autograded copy behind."""
-    stale = course.COURSE / "autograded" / student / assignment
-    if stale.exists():
-        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _ensure_released(cfg, assignment: str) -> None:

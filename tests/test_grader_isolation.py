@@ -222,25 +222,25 @@ def test_the_parent_takes_only_its_own_reply_and_only_its_own_folders(tmp_path):
     """The parent's side of the channel: a reply of another job (token, student,
     assignment) is not taken, and a folder named in a reply is used only if it is a real
     ``k<n>`` folder of that worker, with no link on the way."""
-    from grader import autograde as ag
+    from grader import replies
 
-    job = ag.Job("ann")
+    job = replies.Job("ann")
     good = {"ok": True, "student": "ann", "assignment": "a1", "token": job.token}
-    assert ag._parse_reply(json.dumps(good), job, "a1") == (good, False)
+    assert replies.parse_reply(json.dumps(good), job, "a1") == (good, False)
     for bad in ({**good, "token": "0" * 32}, {**good, "student": "bob"}, {**good, "assignment": "a2"},
                 {k: v for k, v in good.items() if k != "token"}, [good]):
-        reply, broken = ag._parse_reply(json.dumps(bad), job, "a1")
+        reply, broken = replies.parse_reply(json.dumps(bad), job, "a1")
         assert broken and not reply["ok"], bad
-    assert ag._parse_reply("not json", job, "a1")[1]
+    assert replies.parse_reply("not json", job, "a1")[1]
 
     home = tmp_path / "run" / "w0"
     (home / "k1").mkdir(parents=True)
     (tmp_path / "elsewhere").mkdir()
     os.symlink(tmp_path / "elsewhere", home / "k2")
-    assert ag._job_folder(str(home / "k1"), home) == home / "k1"
+    assert replies.job_folder(str(home / "k1"), home) == home / "k1"
     for path in [str(tmp_path / "elsewhere"), str(home / "k2"), str(home / "k1" / ".." / "k1"),
                  str(home), "/", "k1", str(home / "k9"), str(home / "x1"), None, 7]:
-        assert ag._job_folder(path, home) is None, path
+        assert replies.job_folder(path, home) is None, path
 
 
 # ---------------------------------------------------------------- 2. the allow-list
