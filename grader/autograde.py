@@ -20,7 +20,7 @@ The parent process (this module):
    that no kernel inherits, carry the job's student, assignment and random
    token, and are refused otherwise; a path in a reply is used only if it is one
    of that worker's scratch folders, and only regular files (one link, within
-   ``grader.sandbox.SCRATCH_BUDGET``) are copied from it (``grader/replies.py``);
+   ``grader.crossing.SCRATCH_BUDGET``) are copied from it (``grader/replies.py``);
 4. kills a worker that exceeds the hard limit for one submission (its student is
    ``failed``, the worker is replaced) - one student never stops the others;
 5. writes the status of every submission to ``grader/results/<assignment>.json``,

@@ -4,7 +4,7 @@ A worker grades one student and answers on a pipe of its own with one JSON line:
 the scratch folder it graded in, what the sandbox swept away.  A reply is taken only if it
 carries the job's random token, student and assignment (``parse_reply``); a path in it is used
 only if it is one of that worker's own scratch folders (``job_folder``); from there only regular
-files with one link, within ``grader.sandbox.SCRATCH_BUDGET``, are copied into
+files with one link, within ``grader.crossing.SCRATCH_BUDGET``, are copied into
 ``grader/autograded/`` (``_bring_back``); and the parent alone writes the grades into the main
 gradebook (``merge_grades``, called by ``record``).
 """
@@ -94,9 +94,9 @@ def job_folder(path, home: Path | None) -> Path | None:
 
 def _bring_back(scratch: Path, assignment: str, student: str) -> list[tuple[str, str]]:
     """Copy the graded folder ``<scratch>/<student>/<assignment>`` into grader/autograded/:
-    only regular files with one link, within the budget (grader.sandbox.copy_checked).
+    only regular files with one link, within the budget (grader.crossing.copy_checked).
     Returns what was refused."""
-    from .sandbox import SCRATCH_BUDGET, copy_checked
+    from .crossing import SCRATCH_BUDGET, copy_checked
 
     src = scratch
     for part in (student, assignment):
@@ -133,7 +133,7 @@ def _describe_left(items: list[tuple[str, str]], show: int = 3) -> str:
 
 
 def record(gradebook, assignment, student, reply, results, summary, now, home=None) -> None:
-    from .sandbox import SCRATCH_BUDGET
+    from .crossing import SCRATCH_BUDGET
 
     scratch = job_folder(reply.get("scratch"), home)
     notes = list(reply.get("notes", []))

@@ -34,7 +34,7 @@ def inspect_links(folder: Path) -> str | None:
     """Why ``folder`` (``<submissions>/<student>/<assignment>``) may not be copied at all: a
     link (the student folder, the assignment folder or anything inside), a special file,
     or more than the budget.  Nothing has been read or copied from it yet."""
-    from .sandbox import SUBMISSION_BUDGET, check_tree
+    from .crossing import SUBMISSION_BUDGET, check_tree
 
     student = folder.parent
     for path, label in ((student, student.name), (folder, f"{student.name}/{folder.name}")):

@@ -23,7 +23,7 @@ from . import speedups
 
 speedups.skip_format_grammars()  # before anything imports jsonschema
 
-from . import course, sandbox  # noqa: E402
+from . import course, crossing, sandbox  # noqa: E402
 
 
 def _edited(submitted_nb: Path) -> set[str]:
@@ -128,7 +128,7 @@ class Grader:
         started = time.monotonic()
         scratch = self.pool.next_root()  # the warm kernel's root: the scratch copy goes there
         self.api.coursedir.autograded_directory = str(scratch)
-        sandbox.REMOVED.clear()
+        crossing.REMOVED.clear()
         try:
             result = self.api.autograde(self.assignment, student, force=True, create=True)
         finally:
@@ -136,8 +136,8 @@ class Grader:
         autograded = scratch / student / self.assignment
         # every kernel of this student is dead: sweep once more before reading anything there
         # (each kernel's folder was swept when it died, before nbgrader wrote the notebook)
-        removed = [(path, why) for path, why in sandbox.REMOVED]
-        removed += [(str(scratch / rel), why) for rel, why in sandbox.sanitize(scratch)]
+        removed = [(path, why) for path, why in crossing.REMOVED]
+        removed += [(str(scratch / rel), why) for rel, why in crossing.sanitize(scratch)]
         removed = sorted({(os.path.relpath(path, autograded), why) for path, why in removed
                           if sandbox._inside(Path(path), autograded)})
         if len(removed) > 1000:  # a reply stays small

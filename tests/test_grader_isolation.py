@@ -367,7 +367,7 @@ def test_the_honest_student_is_graded_as_before(littered):
 
 
 def test_nothing_but_regular_files_in_budget_comes_back_from_the_scratch_folder(littered):
-    from grader import sandbox
+    from grader import crossing
 
     course = littered["course"]
     row = littered["export"]["litter"]
@@ -380,8 +380,8 @@ def test_nothing_but_regular_files_in_budget_comes_back_from_the_scratch_folder(
         assert stat.S_ISDIR(st.st_mode) or st.st_nlink == 1, name
     mine = _tree(course / "autograded" / "litter")
     files = [st for st in mine.values() if stat.S_ISREG(st.st_mode)]
-    assert len(files) <= sandbox.SCRATCH_BUDGET.files
-    assert sum(st.st_size for st in files) <= sandbox.SCRATCH_BUDGET.bytes
+    assert len(files) <= crossing.SCRATCH_BUDGET.files
+    assert sum(st.st_size for st in files) <= crossing.SCRATCH_BUDGET.bytes
     assert f"litter/{ASSIGNMENT}/{ASSIGNMENT}.ipynb" in found
     assert f"litter/{ASSIGNMENT}/notes.txt" in found  # what the kernel wrote, if it fits, comes back
     assert not any(w in k for k in mine for w in ("gradebook", "solutions", "passwd", "link", "pipe",
