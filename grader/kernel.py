@@ -33,7 +33,7 @@ def _cap_output(limit: int = OUTPUT_BYTES) -> None:
     write, sent = OutStream.write, {}
 
     def capped(self, string):
-        key = (self.name, self.parent_header.get("header", {}).get("msg_id"))
+        key = (self.name, self.parent_header.get("msg_id"))  # the cell's execute request
         room = limit - sent.get(key, 0)
         if room > 0:
             sent[key] = sent.get(key, 0) + len(string)
