@@ -3,7 +3,8 @@
 Runs the notebook the way grading does: the same time, memory and output limits (read from
 grader/nbgrader_config.py, the one place they are set), the sandbox when bubblewrap is
 there, the student's cells in a fresh kernel (in a temporary copy of the notebook's folder)
-and the test cells on the other side of the boundary (grader.scoring).  Then one line per
+and the test cells on the other side of the boundary (grader.scoring): those of the course's
+released notebook when this machine has one (grader/release/), else the notebook's own.  Then one line per
 test cell: passed, failed with the message, edited (grading restores the original, so the
 edited cell is not run), or hidden (run only at grading time); a cell whose visible checks
 pass but that also holds hidden checks is "part", never "pass".  Exit status 0 only if every
@@ -44,6 +45,16 @@ def _edited(cell) -> bool:
     return "checksum" in meta and compute_checksum(cell) != meta["checksum"]
 
 
+def released_copy(path: Path) -> Path | None:
+    """The course's released notebook of the same name, if this machine has one: the test and
+    read-only cells run outside the sandbox then come from it, never from the notebook checked
+    (which may be a student's, edited to run code on the checking machine)."""
+    from . import course
+
+    found = sorted((course.COURSE / "release").glob(f"*/{Path(path).name}"))
+    return found[0] if found else None
+
+
 def limits():
     """The grading limits of grader/nbgrader_config.py, as a traitlets Config for check."""
     from . import course
@@ -77,7 +88,11 @@ def check(path: Path, timeout: int | None = None, sandbox: str = "auto", out=sys
     cfg = limits()
     if timeout:
         cfg.SandboxedExecute.timeout = timeout
-    cfg.SandboxedExecute.trust_notebook = True
+    released = released_copy(path)
+    if released is None:  # a student's machine: their own notebook's tests, run by themselves
+        cfg.SandboxedExecute.trusted_notebook = "-"
+    else:  # the course's machine: a submitted notebook's cells never run outside the sandbox
+        cfg.SandboxedExecute.trusted_notebook = str(released)
     if sandbox == "auto" and not bwrap_works():  # a student's machine: say it once, quietly
         print("note: bubblewrap is not installed here, so the notebook runs without the sandbox "
               "(grading uses it)", file=out)

@@ -36,7 +36,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Bool, Float, Integer, Type, default
+from traitlets import Float, Integer, Type, Unicode, default
 
 from . import procs, scoring
 from .sandbox import SandboxKernelManager
@@ -62,9 +62,9 @@ class SandboxedExecute(scoring.KernelCalls, Execute):
     interrupt_grace = Float(3.0, help="seconds a kernel has to answer after an interrupt"
                             ).tag(config=True)
     max_restarts = Integer(3, help="kernel restarts per notebook").tag(config=True)
-    trust_notebook = Bool(False, help="take the test cells' code from the notebook being run "
-                          "(a student's self-check) instead of the assignment's source notebook"
-                          ).tag(config=True)
+    trusted_notebook = Unicode("", help="the notebook whose test and read-only cells the trusted "
+                               "side runs (a self-check: the released notebook); empty: the "
+                               "assignment's source notebook, \"-\": the notebook being run").tag(config=True)
     max_output_bytes = Integer(2**20, help="output kept per cell; the rest is dropped with a note "
                                "(at most 16 MiB: the kernel sends no more, grader/kernel.py)").tag(config=True)
     max_message_bytes = Integer(64 * 2**20, help="largest message read from the kernel"
@@ -93,7 +93,8 @@ class SandboxedExecute(scoring.KernelCalls, Execute):
         NotebookClient.__init__(self, nb, km)
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
-        self._trusted = None if self.trust_notebook else scoring.source_cells(resources)
+        self._trusted = (scoring.source_cells(resources) if not self.trusted_notebook else
+                         None if self.trusted_notebook == "-" else scoring.cells_of(self.trusted_notebook))
         run_sync(self._run_notebook)()
         return self.nb, self.resources
 

@@ -154,6 +154,10 @@ class TrustedTests:
                               "seed": self._seed(rule)})
         if not isinstance(outs, list) or not outs or len(outs) > len(cases):
             raise checks.GradingError(f"the notebook's answer for {name} could not be read")
+        # The kernel stops early only after a call that raised or tripped; a list cut short
+        # after a success would leave the remaining cases unchecked.
+        if len(outs) < len(cases) and not (isinstance(outs[-1], dict) and "returned" not in outs[-1]):
+            raise checks.GradingError(f"the notebook answered {len(outs)} of the {len(cases)} calls of {name}")
         results = []
         for out, (args, kwargs) in zip(outs, cases):
             try:
@@ -226,14 +230,19 @@ class TrustedTests:
 
 def source_cells(resources) -> dict[str, str]:
     """grade id -> code of the assignment's source notebook, for the notebook being graded."""
-    import nbformat
-
     from . import course
 
     info = (resources or {}).get("nbgrader") or {}
     path = course.COURSE / "source" / str(info.get("assignment")) / f"{info.get('notebook')}.ipynb"
     if not path.is_file():
         raise RuntimeError(f"the source notebook {path} is missing: the tests cannot be run")
+    return cells_of(path)
+
+
+def cells_of(path) -> dict[str, str]:
+    """grade id -> code of the nbgrader cells of the notebook at ``path``."""
+    import nbformat
+
     cells = {}
     for cell in nbformat.read(path, as_version=4).cells:
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")

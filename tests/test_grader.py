@@ -281,6 +281,27 @@ def test_check_without_bubblewrap_says_so_in_one_line(graded, tmp_path, monkeypa
     assert "WITHOUT a" not in capsys.readouterr().err
 
 
+def test_check_runs_no_cell_of_a_submitted_notebook_outside_the_sandbox(graded, tmp_path):
+    """An instructor checking a student's notebook: a test cell with code added (its checksum
+    dropped, so it does not even show as edited) and a new read-only cell must not run in the
+    checking process, which sees the answer key; the released notebook's cells run there."""
+    marker = tmp_path / "ran-outside-the-sandbox"
+    payload = f"open({str(marker)!r}, 'w').write('escaped')\n"
+    nb = nbformat.read(graded["release"], as_version=4)
+    test = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")
+                and not c.metadata["nbgrader"].get("solution"))
+    test.source = payload + test.source
+    del test.metadata["nbgrader"]["checksum"]
+    nb.cells.insert(1, nbformat.v4.new_code_cell(payload, metadata={"nbgrader": {
+        "locked": True, "grade": False, "solution": False, "grade_id": "innocent", "schema_version": 3}}))
+    (tmp_path / "hostile").mkdir()
+    path = tmp_path / "hostile" / "a1-convolution.ipynb"
+    nbformat.write(nb, path)
+    proc = grader("check", path, "--cell-timeout", "4", course=graded["course"], check=False)
+    assert "running" in proc.stdout, proc.stdout + proc.stderr
+    assert not marker.exists(), proc.stdout
+
+
 CHECK_LINE = re.compile(r"^\s+(pass|part|FAIL|EDIT|----)\s+(\w+)\s", re.M)
 
 

@@ -333,3 +333,21 @@ def test_looking_for_the_tripwire_during_the_call_is_an_escape():
 
     with pytest.raises(checks.IntegrityError, match="sys.getprofile, gc.get_referents"):
         compare(looks)
+
+
+# ---------------------------------------------------------------- the trusted side reads the reply
+def _replying(*outcomes):
+    from grader import plain, scoring
+    return scoring.TrustedTests(lambda request: plain.encode(list(outcomes)))
+
+
+def test_a_reply_cut_short_after_a_success_fails_the_test():
+    """The kernel's half may stop a hidden test's loop only at a call that raised or tripped;
+    a notebook that patches it to answer the first case alone must not pass the others."""
+    cases = [((n,), {}) for n in range(3)]
+    done = {"returned": 5, "args": [None], "kwargs": {}}
+    with pytest.raises(checks.GradingError, match="answered 1 of the 3 calls of output_size"):
+        _replying(done).calls("output_size", "output_size", cases)
+    stopped = _replying(done, {"raised": ["ValueError", "no"]}).calls("output_size", "output_size", cases)
+    assert stopped[0] == (5, None) and isinstance(stopped[1], ValueError)
+    assert len(_replying(done, done, done).calls("output_size", "output_size", cases)) == 3
