@@ -380,7 +380,7 @@ class SandboxedExecute(scoring.KernelCalls, Execute):
         self._stop_reason = ""
         self._output_bytes = {}
         self._loop = asyncio.get_running_loop()
-        self._tests = scoring.TrustedTests(self._ask)
+        self._tests = scoring.TrustedTests(self._ask, scoring.bound_names((self._trusted or {}).values()))
         await self._start()
         try:
             info = self._kernel_info

@@ -16,6 +16,15 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
+# nbgrader restores each test and read-only cell's content; grader/order.py its place too.
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "nbgrader.preprocessors.OverwriteCells",
+    "grader.order.RestoreOrder",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
 # Autograding runs student code in the sandboxed kernel (grader/sandbox.py) with a
 # per-cell timeout and a per-notebook budget (grader/execute.py).
 c.Autograde.autograde_preprocessors = [

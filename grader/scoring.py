@@ -106,6 +106,22 @@ def _update(target, after) -> None:
 
 def _free_names(tree: ast.AST) -> list[str]:
     """Names a cell reads and never binds."""
+    loads, stores = _loads_and_stores(tree)
+    return sorted(loads - stores)
+
+
+def bound_names(sources) -> set[str]:
+    """Names the given cells bind (assign, define, import)."""
+    out = set()
+    for source in sources:
+        try:
+            out |= _loads_and_stores(ast.parse(source))[1]
+        except SyntaxError:
+            pass
+    return out
+
+
+def _loads_and_stores(tree: ast.AST) -> tuple[set[str], set[str]]:
     loads, stores = set(), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
@@ -116,19 +132,23 @@ def _free_names(tree: ast.AST) -> list[str]:
             stores.add(node.arg)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             stores.update((a.asname or a.name).split(".")[0] for a in node.names)
-    return sorted(loads - stores)
+    return loads, stores
 
 
 class TrustedTests:
     """The trusted namespace of one notebook and the test cells run in it.
 
     ``ask(request) -> bytes`` sends one request to the kernel and returns its plain-data
-    answer (raising :class:`KernelTrouble` when the kernel does not answer in time)."""
+    answer (raising :class:`KernelTrouble` when the kernel does not answer in time).
+    ``own``: names the assignment's test and read-only cells bind; they are never looked up in
+    the kernel, even when the cell that binds them has not run (yet) here: a test moved above
+    the cell that draws its data must not read the notebook's data instead."""
 
-    def __init__(self, ask):
+    def __init__(self, ask, own: set[str] = frozenset()):
         import cnnlib.nn
 
         self.ask = ask
+        self.own = set(own)
         self.nn = cnnlib.nn
         self.ns: dict = {"__name__": "__grader_tests__", "__builtins__": builtins}
         self.count = 0
@@ -183,7 +203,8 @@ class TrustedTests:
 
     def _bind(self, tree: ast.AST) -> None:
         """Look up in the kernel the names this cell needs and the trusted side lacks."""
-        wanted = [n for n in _free_names(tree) if n not in self.ns and not hasattr(builtins, n)]
+        wanted = [n for n in _free_names(tree)
+                  if n not in self.ns and n not in self.own and not hasattr(builtins, n)]
         if not wanted:
             return
         found = self._request({"kind": "names", "names": wanted})
@@ -228,26 +249,31 @@ class TrustedTests:
         return []
 
 
-def source_cells(resources) -> dict[str, str]:
-    """grade id -> code of the assignment's source notebook, for the notebook being graded."""
+def source_notebook(resources):
+    """The assignment's source notebook of the notebook being graded (nbgrader's resources)."""
     from . import course
 
     info = (resources or {}).get("nbgrader") or {}
     path = course.COURSE / "source" / str(info.get("assignment")) / f"{info.get('notebook')}.ipynb"
     if not path.is_file():
         raise RuntimeError(f"the source notebook {path} is missing: the tests cannot be run")
-    return cells_of(path)
+    return path
+
+
+def source_cells(resources) -> dict[str, str]:
+    """grade id -> code of the assignment's source notebook, for the notebook being graded."""
+    return cells_of(source_notebook(resources))
 
 
 def cells_of(path) -> dict[str, str]:
-    """grade id -> code of the nbgrader cells of the notebook at ``path``."""
+    """grade id -> code of the test and read-only cells of the notebook at ``path``."""
     import nbformat
 
     cells = {}
     for cell in nbformat.read(path, as_version=4).cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid and cell.cell_type == "code":
-            cells[gid] = cell.source
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade_id") and cell.cell_type == "code" and not meta.get("solution"):
+            cells[meta["grade_id"]] = cell.source  # solution cells run in the kernel only
     return cells
 
 

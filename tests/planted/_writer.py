@@ -6,11 +6,13 @@ from pathlib import Path
 import nbformat
 
 
-def writers(assignment: str, variants: dict[str, dict[str, str]], answer_id: str, answer: str):
+def writers(assignment: str, variants: dict[str, dict[str, str]], answer_id: str, answer: str,
+            orders: dict[str, list[str]] | None = None):
     """Return ``make(release_notebook, dest, variant) -> path`` and
     ``make_class(release_notebook, submissions, variants=None) -> {student: variant}`` for one
     assignment. A variant maps grade ids to cell sources; non-empty variants also fill the
-    written answer ``answer_id`` with ``answer``."""
+    written answer ``answer_id`` with ``answer``. ``orders[variant]``: grade ids of cells put, in
+    that order, where the first of them stood (a student dragging cells around)."""
 
     def make(release_notebook: Path, dest: Path, variant: str) -> Path:
         code = variants[variant]
@@ -23,6 +25,12 @@ def writers(assignment: str, variants: dict[str, dict[str, str]], answer_id: str
                 cell.source = code[gid].strip("\n")
             elif gid == answer_id and code:
                 cell.source = answer
+        moved = (orders or {}).get(variant)
+        if moved:  # the cells, in the order given, where the first of them stood
+            ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+            at = min(ids.index(gid) for gid in moved)
+            rest = [c for c, gid in zip(nb.cells, ids) if gid not in moved]
+            nb.cells = rest[:at] + [nb.cells[ids.index(gid)] for gid in moved] + rest[at:]
         nbformat.write(nb, path)
         return path
 

@@ -146,6 +146,16 @@ def _v(**changes):
     return {**CORRECT, **changes}
 
 
+# An attack: the notebook draws its own Duke data (and answers that fit it) and moves the Duke
+# tests above the read-only cell that draws the real data; the tests must not read the notebook's.
+DUKE_OWN_DATA = """
+X = np.zeros((3, 4, 4)); X[0, 0, 0] = 1.0
+W = np.zeros((3, 3, 3)); W[0, 1, 1] = -4.0
+BIAS = 0.0
+per_channel = np.zeros((3, 4, 4)); per_channel[0, 0, 0] = -4.0
+Y = np.zeros((4, 4)); Y_max = np.zeros((2, 2)); Y_avg = np.zeros((2, 2))
+"""
+
 VARIANTS = {
     "correct-loops": _v(),
     "correct-views": _v(max_pool2d_forward=MAX_FORWARD_VIEW, avg_pool2d_forward=AVG_FORWARD_VIEW),
@@ -158,8 +168,11 @@ VARIANTS = {
     "duke-bias-per-channel": _v(duke_solution=DUKE_BIAS_PER_CHANNEL),
     "disguised-import": _v(max_pool2d_backward=MAX_BACKWARD_DISGUISED),
     "torch": _v(max_pool2d_forward=MAX_FORWARD_TORCH),
+    "duke-tests-above-data": _v(duke_solution=DUKE_OWN_DATA),
     "stub": {},
 }
+ORDERS = {"duke-tests-above-data": ["duke_solution", "test_duke_per_channel", "test_duke_y",
+                                    "test_duke_pooled", "duke_data"]}
 
 # points: max forward 2 + 2 hidden + 1 rectangular; max backward 2 + 3 hidden + 1 rectangular;
 # avg forward 1 + 2 hidden; avg backward 1 + 2 hidden; Duke per-channel 1, Y 2, pooled 2
@@ -178,8 +191,9 @@ EXPECTED = {
     "duke-bias-per-channel": (FULL - 2 - 2, "graded"),
     "disguised-import": (FULL - MAX_BACKWARD_POINTS, "graded"),
     "torch": (FULL - 2 - 2 - 1, "graded"),           # the max-pooling forward tests
+    "duke-tests-above-data": (FULL - 1 - 2 - 2, "graded"),
     "stub": (0, "graded"),
 }
 
 
-make, make_class = writers(ASSIGNMENT, VARIANTS, "answer_pooling", ANSWER)
+make, make_class = writers(ASSIGNMENT, VARIANTS, "answer_pooling", ANSWER, ORDERS)
