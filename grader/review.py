@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from .rules import ATTRIBUTES, CALLS, DUNDERS, MAGIC_CALLS, MODULES, TEST_NAMES
+from .rules import ATTRIBUTES, CALLS, DUNDERS, DYNAMIC_GETATTR, MAGIC_CALLS, MODULES, TEST_NAMES
 
 MAX_FINDINGS = 5
 
@@ -67,6 +67,10 @@ def findings(source: str | ast.Module | None, modules: set[str] = frozenset()) -
             say("uses get_ipython")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in CALLS:
             say(f"calls {node.func.id}()")
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id == DYNAMIC_GETATTR and len(node.args) >= 2
+              and not isinstance(node.args[1], ast.Constant)):
+            say("calls getattr() with a computed name")
         # Assigning to an attribute of an imported module (np.allclose = ...) changes it for the tests.
         targets = node.targets if isinstance(node, ast.Assign) else (
             [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])

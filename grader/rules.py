@@ -80,7 +80,10 @@ ESCAPES = frozenset({
 
 # ---------------------------------------------------------------- what review flags
 # Modules a CNN assignment has no use for, other than reaching into the grader.
-MODULES = {"grader", "ctypes", "gc", "builtins", "importlib", "inspect", "IPython"}
+MODULES = {"grader", "ctypes", "gc", "builtins", "importlib", "inspect", "IPython",
+           # a thread or process started in one cell runs on while the tests call the functions,
+           # out of the tripwire's sight (it watches the calling thread)
+           "threading", "_thread", "concurrent", "multiprocessing", "queue", "asyncio", "signal"}
 # Attributes that lead into interpreter internals, the profiler or IPython's cell machinery.
 ATTRIBUTES = {"__closure__", "__globals__", "__code__", "__builtins__", "__dict__", "f_back",
               "f_globals", "f_locals", "tb_frame", "setprofile", "settrace", "getprofile",
@@ -88,7 +91,9 @@ ATTRIBUTES = {"__closure__", "__globals__", "__code__", "__builtins__", "__dict_
               "input_transformers_post", "input_transformers_cleanup", "run_cell", "events",
               "__array_ufunc__", "__array_function__", "user_ns", "history_manager", "kernel",
               "do_execute", "showtraceback", "set_custom_exc", "execution_count"}
-CALLS = {"exec", "eval", "compile", "__import__"}
+CALLS = {"exec", "eval", "compile", "__import__", "setattr", "delattr", "vars", "globals", "locals"}
+# getattr with a name built at run time ("mod" + "ules") hides which attribute it reads.
+DYNAMIC_GETATTR = "getattr"
 MAGIC_CALLS = {"run_line_magic", "run_cell_magic", "system", "getoutput"}
 # Methods that decide how an object compares or converts: a returned object that defines them
 # could claim to equal anything (the grader reads plain data only, but a person should look).

@@ -162,7 +162,8 @@ def test_no_hidden_test_code_ever_reaches_the_kernel(graded):
 
 TAMPERING = {"rewrite-grader", "patch-numpy", "lying-array", "patch-reference", "disguised-import",
              "source-from-disk", "steal-solution", "read-secrets", "rebind-test-names", "patch-builtins",
-             "patch-numpy-random", "wrap-execute", "lying-objects", "history-dump"}
+             "patch-numpy-random", "wrap-execute", "lying-objects", "history-dump",
+             "ignores-sigint"}  # imports signal to ignore the grader's interrupt
 
 
 @pytest.mark.parametrize("variant", sorted(planted.EXPECTED))
