@@ -196,6 +196,8 @@ class SandboxKernelManager(AsyncKernelManager):
     memory_mb = Integer(2048, help="address-space limit of the kernel (MiB)").tag(config=True)
     nproc = Integer(64, help="process/thread limit of the kernel's user id").tag(config=True)
     fsize_mb = Integer(256, help="largest file the kernel may write (MiB)").tag(config=True)
+    tmpfs_mb = Integer(256, help="size of each of the kernel's /tmp and /dev/shm, which live in "
+                       "the host's memory, outside the kernel's own limit (MiB)").tag(config=True)
     cpu_seconds = Integer(900, help="CPU-time limit of the kernel process (s)").tag(config=True)
     uid = Integer(61000, help="user id the kernel runs as, when the grader runs as root"
                   ).tag(config=True)
@@ -380,8 +382,9 @@ class SandboxKernelManager(AsyncKernelManager):
             else:
                 continue
             present.add(path)
-        cmd += ["--dev", "/dev", "--proc", "/proc",
-                "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"]
+        size = str(self.tmpfs_mb * 2**20)
+        cmd += ["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--size", size, "--tmpfs", "/tmp",
+                "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm"]
 
         # (source, where the kernel sees it, flag); a path given with symlinks in it is shown
         # at both places, since the interpreter and the editable install use the names given

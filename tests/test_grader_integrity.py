@@ -148,6 +148,12 @@ def test_the_engine_stays_visible_when_the_checkout_lives_in_a_hidden_folder(tmp
     ("np.allclose = lambda *a, **k: True", ["assigns np.allclose"]),
     ("watch.__closure__[0].cell_contents = None", ["uses .__closure__"]),
     ("exec(open('x.py').read())", ["calls exec()"]),
+    # seen in an attack: a worker thread started in one cell ran cnnlib for the graded functions
+    ("import threading, queue\nthreading.Thread(target=f, daemon=True).start()",
+     ["imports threading", "imports queue"]),
+    # and grader.remote patched through names built at run time
+    ("import sys\nr = getattr(sys, 'mod' + 'ules')['grader.' + 'remote']\nsetattr(r, '_calls', f)",
+     ["calls setattr()", "calls getattr() with a computed name"]),
 ])
 def test_review_names_what_looks_like_tampering(source, expected):
     assert review.findings(source, {"np"}) == expected
@@ -351,3 +357,21 @@ def test_a_reply_cut_short_after_a_success_fails_the_test():
     stopped = _replying(done, {"raised": ["ValueError", "no"]}).calls("output_size", "output_size", cases)
     assert stopped[0] == (5, None) and isinstance(stopped[1], ValueError)
     assert len(_replying(done, done, done).calls("output_size", "output_size", cases)) == 3
+
+
+def test_names_the_assignments_cells_bind_are_never_read_from_the_notebook():
+    """A test that runs before the read-only cell drawing its data (cells moved) must not take
+    the notebook's data instead: a name an assignment cell binds is not looked up in the kernel."""
+    from grader import plain, scoring
+
+    asked = []
+
+    def ask(request):
+        asked.append(request)
+        return plain.encode({name: ["value", 0.99] for name in request["names"]})
+
+    own = scoring.bound_names(["hidden_accuracy = None\n_m = build_model()"])
+    assert own == {"hidden_accuracy", "_m"}
+    out = scoring.TrustedTests(ask, own).test("assert hidden_accuracy >= 0.95", "t")
+    assert out and out[0]["ename"] == "NameError" and not asked
+    assert scoring.TrustedTests(ask).test("assert hidden_accuracy >= 0.95", "t") == []  # control

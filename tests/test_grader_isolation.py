@@ -189,6 +189,39 @@ def test_a_flood_of_output_stops_in_the_kernel(tmp_path):
     assert texts[-2] == "done\n"  # another stream's output goes on
 
 
+def test_the_kernels_memory_backed_folders_are_bounded(tmp_path):
+    """/tmp and /dev/shm are tmpfs, held in the host's memory outside the kernel's own limit: a
+    kernel filling them (600 MiB each, in files under the file-size limit) stops at their size."""
+    scratch, runtime = tmp_path / "scratch", tmp_path / "rt"
+    scratch.mkdir()
+    runtime.mkdir()
+    report = tmp_path / "report.json"
+    fill_up = """import os
+for where in ("/tmp", "/dev/shm"):
+    written = 0
+    try:
+        for i in range(3):
+            with open(f"{where}/f{i}", "wb") as f:
+                for _ in range(200):
+                    f.write(b"x" * 2**20)
+                    written += 2**20
+    except OSError as exc:
+        print(where, "stopped", exc.errno, written // 2**20)
+    else:
+        print(where, "wrote", written // 2**20)
+    for i in range(3):
+        if os.path.exists(f"{where}/f{i}"):
+            os.remove(f"{where}/f{i}")"""
+    proc = subprocess.run([sys.executable, "-c", KERNEL_PROBE, scratch, runtime, report],
+                          input=fill_up, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    said = "".join(json.loads(report.read_text())["texts"]).split()
+    for where in ("/tmp", "/dev/shm"):
+        at = said.index(where)
+        assert said[at + 1:at + 3] == ["stopped", "28"], said  # ENOSPC: the folder is full
+        assert int(said[at + 3]) <= 256, said
+
+
 def test_a_forged_reply_decides_nothing(released, tmp_path):
     """A submission writes forged worker replies (full marks for itself, a folder outside the
     course to move into the course and another to delete) to every descriptor it holds.
