@@ -43,7 +43,7 @@ def _resize(heat: np.ndarray, shape: tuple[int, int], method: str) -> np.ndarray
 
 
 def overlay(image: ArrayLike, heat: ArrayLike, ax: Axes | None = None, alpha: float = 0.5,
-            title: str | None = None, *, cmap: str = "jet", upsample: str = "bilinear",
+            title: str | None = None, *, cmap: str = "viridis", upsample: str = "bilinear",
             colorbar: bool = True) -> Figure:
     """A heat map (saliency, CAM, Grad-CAM) drawn semi-transparently over an image.
 
