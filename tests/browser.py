@@ -169,8 +169,10 @@ PROBE = """<script>
       if (!im.complete || im.naturalWidth === 0) {
         report.broken_images.push((im.getAttribute('src') || '').slice(0, 200));
       }
+      var box = im.getBoundingClientRect();
       report.sizes.push([(im.getAttribute('src') || '').slice(-200), im.naturalWidth,
-                         Math.round(im.getBoundingClientRect().width), !!im.closest('.animation')]);
+                         Math.round(box.width), !!im.closest('.animation'), im.naturalHeight,
+                         Math.round(box.height)]);
     });
     report.done = true;
     var div = document.createElement('div');
@@ -207,14 +209,15 @@ def run_chromium(args: list[str], timeout: int = 120) -> subprocess.CompletedPro
         )
 
 
-def dump_dom(html_dir: Path, docname: str) -> str:
-    """The DOM of a page after its scripts ran, opened from disk like a reader would."""
+def dump_dom(html_dir: Path, docname: str, width: int = 1280) -> str:
+    """The DOM of a page after its scripts ran, opened from disk like a reader would, in a
+    window ``width`` pixels wide."""
     page = html_dir / f"{docname}.html"
     probe = page.with_name(f".probe-{page.name}")  # same folder: relative links resolve alike
     source = page.read_text()
     probe.write_text(source.replace("<head>", "<head>" + PROBE, 1))
     try:
-        proc = run_chromium(["--window-size=1280,2000", "--dump-dom", probe.as_uri()])
+        proc = run_chromium([f"--window-size={width},2000", "--dump-dom", probe.as_uri()])
     finally:
         probe.unlink()
     if proc.returncode != 0 or "<html" not in proc.stdout:

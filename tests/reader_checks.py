@@ -77,11 +77,20 @@ def figures(soup: BeautifulSoup, sizes: list[list]) -> list[str]:
         if len(alt) < 15 or re.search(r"\.(png|svg|jpe?g)$|[0-9a-f]{32}", alt):
             problems.append(f"figure {number.get_text() if number else src[-40:]} has no alt text "
                             f"saying what it shows (alt={alt[:40]!r})")
-    for src, natural, shown, animated in sizes:
+    for src, natural, shown, animated, *_ in sizes:
         if not animated and shown and natural / shown < MIN_PIXELS_PER_SHOWN_PIXEL:
             problems.append(f"image shown at {shown} px from {natural} px "
                             f"(under 150 dpi): {src[-40:]}")
     return problems
+
+
+def squashed(sizes: list[list]) -> list[str]:
+    """Figures whose shown shape differs from their picture's (a fixed height in a narrowed
+    column). `sizes`: the probe's [src, natural w, shown w, animated, natural h, shown h]."""
+    return [f"{src[-40:]}: {natural_w}x{natural_h} shown at {shown_w}x{shown_h}"
+            for src, natural_w, shown_w, animated, natural_h, shown_h in sizes
+            if not animated and shown_w and natural_w
+            and abs((shown_h / shown_w) / (natural_h / natural_w) - 1) > 0.03]
 
 
 def animations(report_animations: list[dict]) -> list[str]:

@@ -391,6 +391,15 @@ def _chapter_to_show(rendered) -> str:
     return next(p for p in PAGES if p != PAGES[0])
 
 
+@pytest.mark.parametrize("width", [390, 1280])
+def test_figures_keep_their_shape_on_a_phone_and_a_laptop(html, published, width):
+    """On a 390 px phone the column narrows every figure; each must keep its aspect ratio (a
+    chapter with many figures and an animation)."""
+    report = Page(dump_dom(html, "notebooks/07_transposed_convolution", width=width)).report
+    assert report and len(report["sizes"]) >= 5, report
+    assert reader_checks.squashed(report["sizes"]) == []
+
+
 def test_screenshots(html, rendered):
     """The landing page and a chapter with math and a figure, for people to look at."""
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
