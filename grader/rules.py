@@ -83,14 +83,19 @@ ESCAPES = frozenset({
 MODULES = {"grader", "ctypes", "gc", "builtins", "importlib", "inspect", "IPython",
            # a thread or process started in one cell runs on while the tests call the functions,
            # out of the tripwire's sight (it watches the calling thread)
-           "threading", "_thread", "concurrent", "multiprocessing", "queue", "asyncio", "signal"}
+           "threading", "_thread", "concurrent", "multiprocessing", "queue", "asyncio", "signal",
+           "subprocess"}
 # Attributes that lead into interpreter internals, the profiler or IPython's cell machinery.
 ATTRIBUTES = {"__closure__", "__globals__", "__code__", "__builtins__", "__dict__", "f_back",
               "f_globals", "f_locals", "tb_frame", "setprofile", "settrace", "getprofile",
               "gettrace", "get_referents", "get_referrers", "get_objects", "modules",
               "input_transformers_post", "input_transformers_cleanup", "run_cell", "events",
               "__array_ufunc__", "__array_function__", "user_ns", "history_manager", "kernel",
-              "do_execute", "showtraceback", "set_custom_exc", "execution_count"}
+              "do_execute", "showtraceback", "set_custom_exc", "execution_count",
+              # what starts a thread or a process, however the module was reached
+              # (logging.threading is threading)
+              "Thread", "Timer", "start_new_thread", "Process", "Popen", "fork", "forkpty",
+              "posix_spawn", "posix_spawnp", "spawnv", "spawnl", "system", "popen"}
 CALLS = {"exec", "eval", "compile", "__import__", "setattr", "delattr", "vars", "globals", "locals"}
 # getattr with a name built at run time ("mod" + "ules") hides which attribute it reads.
 DYNAMIC_GETATTR = "getattr"

@@ -163,7 +163,8 @@ def test_no_hidden_test_code_ever_reaches_the_kernel(graded):
 TAMPERING = {"rewrite-grader", "patch-numpy", "lying-array", "patch-reference", "disguised-import",
              "source-from-disk", "steal-solution", "read-secrets", "rebind-test-names", "patch-builtins",
              "patch-numpy-random", "wrap-execute", "lying-objects", "history-dump",
-             "ignores-sigint"}  # imports signal to ignore the grader's interrupt
+             "ignores-sigint",  # imports signal to ignore the grader's interrupt
+             "fork-bomb"}       # os.fork
 
 
 @pytest.mark.parametrize("variant", sorted(planted.EXPECTED))
@@ -301,6 +302,29 @@ def test_check_runs_no_cell_of_a_submitted_notebook_outside_the_sandbox(graded, 
     proc = grader("check", path, "--cell-timeout", "4", course=graded["course"], check=False)
     assert "running" in proc.stdout, proc.stdout + proc.stderr
     assert not marker.exists(), proc.stdout
+
+
+def test_check_run_by_root_gives_the_kernel_no_privilege(graded, tmp_path):
+    """An instructor (root) checking a notebook: its kernel runs as another user without
+    capabilities, as in grading, so it cannot remount the read-only runtime and write into the
+    engine that every later grade compares against."""
+    import cnnlib
+
+    engine = Path(cnnlib.__file__).resolve().parent
+    marker = engine / f"written-by-check-{os.getpid()}.txt"
+    nb = nbformat.read(graded["release"], as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "output_size")
+    cell.source = (f"import subprocess\nsubprocess.run(['mount', '-o', 'remount,rw,bind', {str(engine)!r}])\n"
+                   f"open({str(marker)!r}, 'w').write('x')\n")
+    (tmp_path / "root").mkdir()
+    path = tmp_path / "root" / "a1-convolution.ipynb"
+    nbformat.write(nb, path)
+    try:
+        proc = grader("check", path, "--cell-timeout", "10", course=graded["course"], check=False)
+        assert "output_size" in proc.stdout, proc.stdout + proc.stderr
+        assert not marker.exists(), proc.stdout
+    finally:
+        marker.unlink(missing_ok=True)
 
 
 CHECK_LINE = re.compile(r"^\s+(pass|part|FAIL|EDIT|----)\s+(\w+)\s", re.M)

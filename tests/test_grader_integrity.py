@@ -150,7 +150,9 @@ def test_the_engine_stays_visible_when_the_checkout_lives_in_a_hidden_folder(tmp
     ("exec(open('x.py').read())", ["calls exec()"]),
     # seen in an attack: a worker thread started in one cell ran cnnlib for the graded functions
     ("import threading, queue\nthreading.Thread(target=f, daemon=True).start()",
-     ["imports threading", "imports queue"]),
+     ["imports threading", "imports queue", "uses .Thread"]),
+    # the same thread, from a module that holds threading under another name
+    ("from logging import threading as _t\n_t.Thread(target=f, daemon=True).start()", ["uses .Thread"]),
     # and grader.remote patched through names built at run time
     ("import sys\nr = getattr(sys, 'mod' + 'ules')['grader.' + 'remote']\nsetattr(r, '_calls', f)",
      ["calls setattr()", "calls getattr() with a computed name"]),
