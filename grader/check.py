@@ -4,11 +4,11 @@ Runs the notebook the way grading does: the same time, memory and output limits 
 grader/nbgrader_config.py, the one place they are set), the sandbox when bubblewrap is
 there, the student's cells in a fresh kernel (in a temporary copy of the notebook's folder)
 and the test cells on the other side of the boundary (grader.scoring): those of the course's
-released notebook when this machine has one (grader/release/), else the notebook's own.  Then one line per
-test cell: passed, failed with the message, edited (grading restores the original, so the
-edited cell is not run), or hidden (run only at grading time); a cell whose visible checks
-pass but that also holds hidden checks is "part", never "pass".  Exit status 0 only if every
-visible test passed and no test cell was edited.
+released notebook when this machine has one (grader/release/), else the notebook's own.  Then
+one line per test cell: passed, failed with the message, edited (grading restores the
+original, so the edited cell is not run), or hidden (run only at grading time); a cell whose
+visible checks pass but that also holds hidden checks is "part", never "pass".  Exit status 0
+only if every visible test passed and no test cell was edited.
 """
 from __future__ import annotations
 
