@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from .rules import ATTRIBUTES, CALLS, DUNDERS, DYNAMIC_GETATTR, MAGIC_CALLS, MODULES, TEST_NAMES
+from .rules import ATTRIBUTES, CALLS, DUNDERS, DYNAMIC_GETATTR, ENGINE_ANSWERS, MAGIC_CALLS, MODULES, TEST_NAMES
 
 MAX_FINDINGS = 5
 
@@ -28,6 +28,11 @@ def _parse(source: str) -> ast.Module | None:
         return ast.parse(_python(source))
     except SyntaxError:
         return None  # a cell that does not parse cannot run either
+
+
+def _engine_answer(module: str) -> bool:
+    parts = module.split(".")
+    return len(parts) > 1 and parts[0] == "cnnlib" and parts[1] in ENGINE_ANSWERS
 
 
 def _module_names(tree: ast.Module) -> set[str]:
@@ -56,9 +61,14 @@ def findings(source: str | ast.Module | None, modules: set[str] = frozenset()) -
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and node.module == "cnnlib":
+                names += [f"cnnlib.{a.name}" for a in node.names]
             for name in names:
-                if name.split(".")[0] in MODULES:
+                if name.split(".")[0] in MODULES or _engine_answer(name):
                     say(f"imports {name}")
+        elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+              and node.value.id == "cnnlib" and node.attr in ENGINE_ANSWERS):
+            say(f"uses cnnlib.{node.attr}")
         elif isinstance(node, ast.Attribute) and node.attr in ATTRIBUTES:
             say(f"uses .{node.attr}")
         elif isinstance(node, ast.FunctionDef) and (node.name in ATTRIBUTES or node.name in DUNDERS):

@@ -96,6 +96,11 @@ ATTRIBUTES = {"__closure__", "__globals__", "__code__", "__builtins__", "__dict_
               # (logging.threading is threading)
               "Thread", "Timer", "start_new_thread", "Process", "Popen", "fork", "forkpty",
               "posix_spawn", "posix_spawnp", "spawnv", "spawnl", "system", "popen"}
+# The engine's modules that compute what the assignments ask for (sizes, convolutions, pooling,
+# spectra): the tripwire watches graded functions, not a value a cell computes with them
+# (a1's conv_out, a3's Duke answers, a5's receptive fields). cnnlib.nn, losses, optim, train and
+# data are the tools a5 and a6 are built on.
+ENGINE_ANSWERS = {"functional", "arch", "analysis", "reference", "im2col", "filters", "gradcheck"}
 CALLS = {"exec", "eval", "compile", "__import__", "setattr", "delattr", "vars", "globals", "locals"}
 # getattr with a name built at run time ("mod" + "ules") hides which attribute it reads.
 DYNAMIC_GETATTR = "getattr"

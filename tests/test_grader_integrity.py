@@ -153,6 +153,11 @@ def test_the_engine_stays_visible_when_the_checkout_lives_in_a_hidden_folder(tmp
      ["imports threading", "imports queue", "uses .Thread"]),
     # the same thread, from a module that holds threading under another name
     ("from logging import threading as _t\n_t.Thread(target=f, daemon=True).start()", ["uses .Thread"]),
+    # a value the assignment asks for, computed by the engine (not a graded function: no tripwire)
+    ("from cnnlib.arch import output_size as _os\nconv_out = (_os(224, 7, 2, 3),) * 2",
+     ["imports cnnlib.arch"]),
+    ("from cnnlib import functional, nn\nimport cnnlib\nY = cnnlib.reference.conv2d_naive(X, W)",
+     ["imports cnnlib.functional", "uses cnnlib.reference"]),
     # and grader.remote patched through names built at run time
     ("import sys\nr = getattr(sys, 'mod' + 'ules')['grader.' + 'remote']\nsetattr(r, '_calls', f)",
      ["calls setattr()", "calls getattr() with a computed name"]),
@@ -166,6 +171,7 @@ def test_review_names_what_looks_like_tampering(source, expected):
     "%timeit conv2d_forward(x, w, None)",       # a magic becomes get_ipython().run_line_magic
     "y = x.copy()\ny[0] = 1\nmodel.fc.weight = w",  # attributes of objects, not of modules
     "def f(:",                                  # does not parse: cannot run either
+    "from cnnlib import nn, optim\nfrom cnnlib.losses import CrossEntropyLoss",  # a5's tools
 ])
 def test_review_leaves_ordinary_code_alone(source):
     assert review.findings(source, {"np"}) == []
