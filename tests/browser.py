@@ -148,8 +148,13 @@ PROBE = """<script>
       var slider = a.querySelector('input.anim-slider');
       var play = a.querySelector('button[title="Play"]');
       var r = play ? play.getBoundingClientRect() : null;
+      var right = Math.max.apply(null, Array.prototype.map.call(
+        a.querySelectorAll('img, input, button'), function (e) { return e.getBoundingClientRect().right; }));
       report.animations.push({before: slider ? Number(slider.value) : null, play: !!play,
-                              visible: !!(r && r.width > 0 && r.height > 0)});
+                              visible: !!(r && r.width > 0 && r.height > 0),
+                              // past the edge of its cell's output, where the page clips it
+                              overflow: Math.round(right - (a.closest('.cell_output') || document.body)
+                                                   .getBoundingClientRect().right)});
       if (play) play.click();
     });
     if (!anims.length) return done();
@@ -209,17 +214,69 @@ def run_chromium(args: list[str], timeout: int = 120) -> subprocess.CompletedPro
         )
 
 
-def dump_dom(html_dir: Path, docname: str, width: int = 1280) -> str:
-    """The DOM of a page after its scripts ran, opened from disk like a reader would, in a
-    window ``width`` pixels wide."""
+def dump_dom(html_dir: Path, docname: str) -> str:
+    """The DOM of a page after its scripts ran, opened from disk like a reader would."""
     page = html_dir / f"{docname}.html"
     probe = page.with_name(f".probe-{page.name}")  # same folder: relative links resolve alike
     source = page.read_text()
     probe.write_text(source.replace("<head>", "<head>" + PROBE, 1))
     try:
-        proc = run_chromium([f"--window-size={width},2000", "--dump-dom", probe.as_uri()])
+        proc = run_chromium(["--window-size=1280,2000", "--dump-dom", probe.as_uri()])
     finally:
         probe.unlink()
     if proc.returncode != 0 or "<html" not in proc.stdout:
         raise RuntimeError(f"chromium failed on {docname} (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc.stdout
+
+
+def report_at_width(html_dir: Path, docname: str, width: int, timeout: float = 60) -> dict:
+    """The probe's report of a page in a viewport ``width`` CSS pixels wide. Chromium's window is
+    never narrower than 500 px, so a phone's width is set through the DevTools protocol
+    (Emulation.setDeviceMetricsOverride), and the page runs in real time until the probe is done."""
+    import time
+    import urllib.request
+
+    import websocket
+
+    page = html_dir / f"{docname}.html"
+    probe = page.with_name(f".probe-{width}-{page.name}")
+    probe.write_text(page.read_text().replace("<head>", "<head>" + PROBE, 1))
+    flags = [f for f in CHROMIUM_FLAGS if not f.startswith("--virtual-time-budget")]
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-", ignore_cleanup_errors=True) as profile:
+        proc = subprocess.Popen([chromium(), *flags, f"--user-data-dir={profile}",
+                                 "--remote-debugging-port=0", "about:blank"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
+        try:
+            port = next(int(line.split("127.0.0.1:")[1].split("/")[0]) for line in proc.stderr
+                        if "DevTools listening on" in line)
+            target = next(t for t in json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json"))
+                          if t["type"] == "page")
+            ws = websocket.create_connection(target["webSocketDebuggerUrl"], suppress_origin=True,
+                                             timeout=timeout)
+            calls = iter(range(1, 1_000_000))
+
+            def call(method, **params):
+                n = next(calls)
+                ws.send(json.dumps({"id": n, "method": method, "params": params}))
+                while True:
+                    reply = json.loads(ws.recv())
+                    if reply.get("id") == n:
+                        return reply.get("result", {})
+
+            call("Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1,
+                 mobile=width < 500)
+            call("Page.navigate", url=probe.as_uri())
+            read = (f"(function () {{ var d = document.getElementById('{CHECK_ID}'); "
+                    "return d ? d.getAttribute('data-report') : null; })()")
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                value = call("Runtime.evaluate", expression=read, returnByValue=True)["result"].get("value")
+                if value:
+                    return json.loads(value)
+                time.sleep(0.25)
+            raise RuntimeError(f"{docname} at {width} px: the probe did not finish in {timeout} s")
+        finally:
+            proc.kill()
+            proc.wait()
+            probe.unlink(missing_ok=True)

@@ -30,7 +30,16 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import reader_checks
 import yaml
-from browser import VIRTUAL_TIME_MS, Page, chromium, dump_dom, run_chromium, static_page, untypeset_math
+from browser import (
+    VIRTUAL_TIME_MS,
+    Page,
+    chromium,
+    dump_dom,
+    report_at_width,
+    run_chromium,
+    static_page,
+    untypeset_math,
+)
 from bs4 import BeautifulSoup
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -392,12 +401,15 @@ def _chapter_to_show(rendered) -> str:
 
 
 @pytest.mark.parametrize("width", [390, 1280])
-def test_figures_keep_their_shape_on_a_phone_and_a_laptop(html, published, width):
-    """On a 390 px phone the column narrows every figure; each must keep its aspect ratio (a
-    chapter with many figures and an animation)."""
-    report = Page(dump_dom(html, "notebooks/07_transposed_convolution", width=width)).report
-    assert report and len(report["sizes"]) >= 5, report
+@pytest.mark.parametrize("docname", ["notebooks/07_transposed_convolution", "notebooks/02_convolution"])
+def test_figures_keep_their_shape_on_a_phone_and_a_laptop(html, published, docname, width):
+    """On a 390 px phone the column narrows every figure: each keeps its aspect ratio, and an
+    animation (its frame, slider and buttons) stays within the screen (a chapter with many
+    figures, one with an animation)."""
+    report = report_at_width(html, docname, width)
+    assert len(report["sizes"]) >= 5, report["sizes"]
     assert reader_checks.squashed(report["sizes"]) == []
+    assert all(a["overflow"] <= 0 for a in report["animations"]), report["animations"]
 
 
 def test_screenshots(html, rendered):
