@@ -44,6 +44,17 @@ def _edited(submitted_nb: Path) -> set[str]:
     return edited
 
 
+def _keep_submission_time(submitted: Path, autograded: Path) -> None:
+    """The graded folder's timestamp.txt is the submission's: the kernel could rewrite the copy
+    in its scratch folder (the gradebook read the time before it ran; this keeps the copy kept
+    in grader/autograded/ honest too). The kernel is dead and the folder swept of links."""
+    kept = autograded / "timestamp.txt"
+    if kept.exists() or kept.is_symlink():
+        kept.unlink()
+    if (submitted / "timestamp.txt").is_file():
+        shutil.copyfile(submitted / "timestamp.txt", kept)
+
+
 def _notes(submitted: Path, autograded: Path) -> list[str]:
     import nbformat
 
@@ -148,13 +159,14 @@ class Grader:
             why = errors[0][len("[ERROR] "):] if errors else (log.strip().splitlines() or ["unknown"])[-1]
             return {"ok": False, "message": f"nbgrader could not grade it: {why}"[:500],
                     "scratch": str(scratch)}
+        submitted = Path(self.settings["submissions"]) / student / self.assignment
+        _keep_submission_time(submitted, autograded)
         if os.geteuid() == 0:
             for base, dirs, files in os.walk(autograded):
                 for name in [base, *[os.path.join(base, f) for f in dirs + files]]:
                     os.lchown(name, 0, 0)
         with Gradebook(self.cfg.CourseDirectory.db_url, self.cfg.CourseDirectory.course_id) as gb:
             grades = _grades(gb, self.assignment, student)
-        submitted = Path(self.settings["submissions"]) / student / self.assignment
         return {"ok": True, "grades": grades, "scratch": str(scratch), "removed": removed,
                 "notes": _notes(submitted, autograded), "seconds": round(time.monotonic() - started, 2)}
 

@@ -374,8 +374,24 @@ def littered(released, tmp_path_factory):
     target = outside / "written-by-nbgrader.ipynb"
     submit(course, subs, "notebook-link", {
         "exercise_sizes": planted.EXERCISE + fill(attacks.NOTEBOOK_LINK, OUTSIDE=str(target))})
+    # a kernel that rewrites the submission time in its scratch folder
+    folder = submit(course, subs, "rewrite-time", {
+        "output_size": "open('timestamp.txt', 'w').write('2000-01-01 00:00:00.000000 UTC')\n"
+                       + planted.OUTPUT_SIZE})
+    (folder / "timestamp.txt").write_text(SUBMITTED_AT)
     export = autograde(course, subs, "--workers", "2")
     return {"course": course, "subs": subs, "export": export, "outside": outside, "target": target}
+
+
+SUBMITTED_AT = "2026-12-01 10:00:00.000000 UTC"
+
+
+def test_the_submission_time_kept_is_the_submissions(littered):
+    """The graded folder keeps the submission's timestamp.txt, not what the kernel wrote there."""
+    row = littered["export"]["rewrite-time"]
+    assert row["status"] == "graded" and row["submitted_at"].startswith("2026-12-01"), row
+    kept = littered["course"] / "autograded" / "rewrite-time" / ASSIGNMENT / "timestamp.txt"
+    assert kept.read_text() == SUBMITTED_AT
 
 
 REFUSED = {
